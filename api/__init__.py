@@ -1,0 +1,1 @@
+"""Earshot's search API."""

@@ -1,0 +1,1 @@
+"""Transcription: audio in, transcripts of the contract in ``indexer.transcript`` out."""

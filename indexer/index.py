@@ -1,0 +1,81 @@
+"""The calls index in Elasticsearch: connecting, creating it from ``mappings/``, the alias."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+import elastic_transport
+from elasticsearch import ApiError, Elasticsearch
+
+from indexer.errors import SearchBackendError
+from indexer.settings import PROJECT_ROOT, Settings
+
+MAPPING_PATH = PROJECT_ROOT / "mappings" / "calls.json"
+
+
+@lru_cache(maxsize=1)
+def index_definition() -> dict[str, Any]:
+    """Settings and mappings of the calls index, as kept in the repository."""
+    definition: dict[str, Any] = json.loads(MAPPING_PATH.read_text(encoding="utf-8"))
+    return {key: value for key, value in definition.items() if not key.startswith("_")}
+
+
+def schema_version() -> int:
+    return int(index_definition()["mappings"]["_meta"]["schema_version"])
+
+
+def versioned_index_name(alias: str, version: int | None = None) -> str:
+    return f"{alias}-v{schema_version() if version is None else version}"
+
+
+def connect(settings: Settings) -> Elasticsearch:
+    return Elasticsearch(
+        settings.es_url,
+        request_timeout=settings.es_request_timeout_s,
+        max_retries=settings.es_max_retries,
+        retry_on_timeout=True,
+    )
+
+
+@contextmanager
+def backend_errors(es_url: str) -> Iterator[None]:
+    """Turn transport failures into one clear SearchBackendError naming the cluster."""
+    try:
+        yield
+    except elastic_transport.ConnectionError as exc:
+        raise SearchBackendError(f"Elasticsearch at {es_url} is unreachable ({exc.message})") from exc
+    except elastic_transport.ConnectionTimeout as exc:
+        raise SearchBackendError(f"Elasticsearch at {es_url} timed out") from exc
+    except ApiError as exc:
+        if exc.meta.status >= 500 or exc.meta.status == 429:
+            raise SearchBackendError(
+                f"Elasticsearch at {es_url} failed: {exc.meta.status} {exc.message}"
+            ) from exc
+        raise
+
+
+def ensure_calls_index(es: Elasticsearch, alias: str) -> str:
+    """Create ``<alias>-v<N>`` with the alias when no index answers to the alias; return its name."""
+    if es.indices.exists_alias(name=alias):
+        names = list(es.indices.get_alias(name=alias).keys())
+        return str(names[0])
+    name = versioned_index_name(alias)
+    definition = index_definition()
+    try:
+        es.indices.create(
+            index=name,
+            settings=definition["settings"],
+            mappings=definition["mappings"],
+            aliases={alias: {"is_write_index": True}},
+            wait_for_active_shards="1",
+        )
+    except ApiError as exc:
+        # Another loader created it between our check and our create: that is fine.
+        if exc.meta.status != 400 or "resource_already_exists" not in str(exc.body):
+            raise
+        es.indices.put_alias(index=name, name=alias, is_write_index=True)
+    return name

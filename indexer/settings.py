@@ -1,0 +1,63 @@
+"""Earshot's settings, in one place, read from the environment (and an optional ``earshot.env``).
+
+Every component (loader, transcriber, API, scripts) reads its configuration from here. Names are
+the environment variables upper-cased with the ``EARSHOT_`` prefix, except ``ES_URL``, which is
+shared with the scripts and compose.yaml.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="EARSHOT_", env_file="earshot.env", extra="ignore", frozen=True
+    )
+
+    # --- Elasticsearch -----------------------------------------------------------------------
+    es_url: str = Field(
+        default="http://127.0.0.1:9200",
+        validation_alias=AliasChoices("ES_URL", "EARSHOT_ES_URL"),
+        description="Elasticsearch to read and write; scripts/es-local starts one here.",
+    )
+    calls_alias: str = Field(
+        default="calls", description="Alias every reader and writer uses for the calls index."
+    )
+    es_request_timeout_s: float = Field(default=10.0, gt=0)
+    es_max_retries: int = Field(default=5, ge=0)
+
+    # --- Loader --------------------------------------------------------------------------------
+    bulk_chunk_size: int = Field(default=200, ge=1)
+
+    # --- Transcription -----------------------------------------------------------------------
+    asr_model_dir: Path = Field(
+        default=PROJECT_ROOT / ".cache" / "models" / "whisper-base",
+        description="Local faster-whisper model directory; never fetched from a hub.",
+    )
+    asr_device: Literal["auto", "cpu", "cuda"] = "auto"
+    asr_batch_size: int = Field(default=8, ge=1)
+    align_model_dir: Path | None = Field(
+        default=None, description="Local wav2vec2 alignment model directory for the call language."
+    )
+    diarization_model_dir: Path | None = Field(
+        default=None, description="Local pyannote diarization pipeline directory (mono calls)."
+    )
+
+    # --- API -----------------------------------------------------------------------------------
+    max_page_size: int = Field(default=100, ge=1, le=1000)
+    max_query_length: int = Field(default=500, ge=1)
+    max_hits_per_call: int = Field(default=50, ge=1, le=100)
+    cors_origins: list[str] = Field(default_factory=list)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

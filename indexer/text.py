@@ -1,0 +1,128 @@
+"""How spoken words become searchable terms: the one tokenizer shared by indexing and querying.
+
+Elasticsearch only splits the ``terms`` field on whitespace (the ``whitespace`` analyzer, which
+the stripped test distribution and the full one both have). Everything else — case, ``ё``/``е``,
+punctuation, number formats — is decided here, in Python, for both the indexed words and the
+user's query. So the index and the query can never disagree on what a term is, and a matched
+term maps back to the exact ASR words it came from.
+
+Rules, in order:
+
+* Unicode NFKC, then case-folding, then ``ё`` → ``е``; typographic apostrophes become ``'``.
+* A term is a run of letters and digits, with inner apostrophes kept (``don't``, ``o'neil``).
+  Everything else (punctuation, symbols, hyphens) separates terms: ``e-mail`` → ``e``, ``mail``.
+* Numbers: thousands separators are dropped (``15,000``, ``15.000`` → ``15000``) and a decimal
+  comma becomes a point (``2,5`` → ``2.5``). Digit groups that the recogniser wrote as separate
+  words (``15 000``) are joined into one term when each later group has exactly three digits
+  and no punctuation stands between them.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+# Lucene's whitespace tokenizer cuts tokens at 255 characters; we cut first so both agree.
+MAX_TERM_LENGTH = 255
+
+_APOSTROPHES = str.maketrans({"’": "'", "ʼ": "'", "‘": "'", "`": "'", "´": "'"})
+_NUMBER = r"\d+(?:[.,]\d+)*"
+_WORD = r"[^\W_]+(?:'[^\W_]+)*"
+# A number only when no letter follows (so "3d" and "mp3" stay single terms).
+_TERM_RE = re.compile(rf"(?P<number>{_NUMBER})(?![^\W_])|(?P<word>{_WORD})")
+_THOUSANDS_COMMA = re.compile(r"^\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+_THOUSANDS_DOT = re.compile(r"^\d{1,3}(?:\.\d{3})+(?:,\d+)?$")
+_DECIMAL = re.compile(r"^\d+[.,]\d+$")
+_DIGIT_GROUP_HEAD = re.compile(r"^\d{1,3}$")
+_DIGIT_GROUP = re.compile(r"^\d{3}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """One searchable term and the span of source words it came from (inclusive)."""
+
+    text: str
+    first_word: int
+    last_word: int
+
+
+def fold(text: str) -> str:
+    """Case, width and ``ё`` folding, as applied before splitting into terms."""
+    return unicodedata.normalize("NFKC", text).casefold().replace("ё", "е").translate(_APOSTROPHES)
+
+
+def _normalise_number(raw: str) -> list[str]:
+    if _THOUSANDS_COMMA.match(raw):
+        return [raw.replace(",", "")]
+    if _THOUSANDS_DOT.match(raw):
+        return [raw.replace(".", "").replace(",", ".")]
+    if _DECIMAL.match(raw):
+        return [raw.replace(",", ".")]
+    if raw.isdigit():
+        return [raw]
+    # Anything else ("1.2.3", "10,20,30"): each digit run is its own term.
+    return re.findall(r"\d+", raw)
+
+
+def _cut(term: str) -> list[str]:
+    return [term[i : i + MAX_TERM_LENGTH] for i in range(0, len(term), MAX_TERM_LENGTH)]
+
+
+def word_terms(word: str) -> list[str]:
+    """The terms of one recognised word (zero for pure punctuation, several for ``e-mail``)."""
+    terms: list[str] = []
+    for match in _TERM_RE.finditer(fold(word)):
+        if match.group("number") is not None:
+            pieces = _normalise_number(match.group("number"))
+        else:
+            pieces = [match.group("word")]
+        for piece in pieces:
+            terms.extend(_cut(piece))
+    return terms
+
+
+def terms_of_words(words: Sequence[str]) -> list[Term]:
+    """Terms of a word sequence, each pointing back at the words it covers."""
+    terms: list[Term] = []
+    # A word that is nothing but a 1-3 digit group may be continued by the next word.
+    open_group = False
+    for index, word in enumerate(words):
+        folded = fold(word).strip()
+        pieces = word_terms(word)
+        if (
+            open_group
+            and pieces
+            and folded[:1].isdigit()
+            and _DIGIT_GROUP.match(pieces[0])
+            and terms
+        ):
+            previous = terms[-1]
+            terms[-1] = Term(previous.text + pieces[0], previous.first_word, index)
+            pieces = pieces[1:]
+            # The group stays open only while the word is a bare three-digit group.
+            open_group = not pieces and folded.isdigit()
+        else:
+            open_group = False
+        terms.extend(Term(piece, index, index) for piece in pieces)
+        if not open_group and len(pieces) == 1 and folded.isdigit() and _DIGIT_GROUP_HEAD.match(
+            folded
+        ):
+            open_group = True
+    return terms
+
+
+def terms_of_text(text: str) -> list[str]:
+    """Terms of free text as a user types it (a query phrase): split into words, then as above."""
+    return [term.text for term in terms_of_words(text.split())]
+
+
+def find_phrase(terms: Sequence[Term], phrase: Sequence[str]) -> Iterable[tuple[int, int]]:
+    """Every occurrence of ``phrase`` in ``terms``, as inclusive (first, last) term indices."""
+    size = len(phrase)
+    if size == 0:
+        return
+    for start in range(len(terms) - size + 1):
+        if all(terms[start + k].text == phrase[k] for k in range(size)):
+            yield start, start + size - 1

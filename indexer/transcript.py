@@ -1,0 +1,160 @@
+"""The transcript contract: one call as the transcriber writes it and the loader reads it.
+
+This module is the single source of truth for the shape of a call. The JSON Schema in
+``mappings/transcript.schema.json`` is generated from it (``python -m indexer schema``) and a
+test fails when the two drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Self
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from indexer.errors import TranscriptError
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "mappings" / "transcript.schema.json"
+
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+CallId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
+
+
+class Role(StrEnum):
+    MANAGER = "manager"
+    CLIENT = "client"
+    UNKNOWN = "unknown"
+
+
+class Direction(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class _Record(BaseModel):
+    # Unknown fields are errors, not silently dropped: a typo in a producer must surface.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Manager(_Record):
+    id: str = Field(min_length=1, max_length=128)
+    name: str | None = None
+
+
+class Client(_Record):
+    id: str | None = Field(default=None, max_length=128)
+    name: str | None = None
+    phone: str | None = None
+
+
+class AudioInfo(_Record):
+    uri: str = Field(description="Where the recording lives (path or URL), for the player.")
+    channels: int = Field(ge=1, le=8)
+    sample_rate: int = Field(gt=0)
+
+
+class AsrInfo(_Record):
+    engine: str = Field(examples=["whisperx"])
+    model: str = Field(examples=["whisper-base"])
+    aligned: bool = Field(description="True when word times come from a forced aligner (wav2vec2).")
+    diarization: str = Field(
+        description="How speakers were told apart: 'channels' (stereo), 'pyannote', 'none', "
+        "or 'manual' for human-made transcripts.",
+        examples=["channels"],
+    )
+
+
+class Word(_Record):
+    text: str = Field(min_length=1)
+    start: Seconds
+    end: Seconds
+    score: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> Self:
+        if self.end < self.start:
+            raise ValueError(f"word ends ({self.end}) before it starts ({self.start})")
+        return self
+
+
+class Utterance(_Record):
+    speaker: str = Field(min_length=1, max_length=64)
+    role: Role
+    start: Seconds
+    end: Seconds
+    text: str
+    words: list[Word]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.end < self.start:
+            raise ValueError(f"utterance ends ({self.end}) before it starts ({self.start})")
+        if self.text.strip() and not self.words:
+            # Search matches words, so an utterance with text but no words would be invisible.
+            raise ValueError("utterance has text but no words")
+        return self
+
+
+class Call(_Record):
+    call_id: CallId
+    started_at: AwareDatetime
+    duration_s: Seconds
+    language: str = Field(min_length=2, max_length=8, examples=["ru", "en"])
+    direction: Direction
+    manager: Manager
+    client: Client
+    audio: AudioInfo
+    asr: AsrInfo
+    utterances: list[Utterance]
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What the transcriber could not do (e.g. no diarization model for mono audio).",
+    )
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Call.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "earshot/transcript.schema.json"
+    return schema
+
+
+def parse_call(data: Any, source: str) -> Call:
+    """Validate one call; on failure raise TranscriptError naming the source and the field."""
+    try:
+        return Call.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "(root)"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise TranscriptError(source, field, f"{first['msg']}{more}") from exc
+
+
+def read_call_file(path: Path) -> Call:
+    """Read one transcript JSON file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TranscriptError(str(path), "(file)", f"cannot read: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise TranscriptError(
+            str(path), "(file)", f"not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from exc
+    return parse_call(data, str(path))
+
+
+def write_call_file(call: Call, path: Path) -> None:
+    """Write atomically: a reader never sees half a transcript."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(call.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
