@@ -19,7 +19,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="EARSHOT_", env_file="earshot.env", extra="ignore", frozen=True
+        env_prefix="EARSHOT_",
+        env_file="earshot.env",
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
     )
 
     # --- Elasticsearch -----------------------------------------------------------------------

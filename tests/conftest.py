@@ -1,0 +1,46 @@
+"""Shared fixtures: a real Elasticsearch (started by scripts/es-local, or ES_URL) and a fresh
+calls alias per test, removed afterwards."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from elasticsearch import Elasticsearch
+
+# Models come from local paths only; a hub must never be contacted from tests.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from indexer.index import connect  # noqa: E402
+from indexer.settings import PROJECT_ROOT, Settings  # noqa: E402
+
+ES_URL = os.environ.get("ES_URL", "http://127.0.0.1:9200")
+SHARED = PROJECT_ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def es() -> Iterator[Elasticsearch]:
+    client = connect(Settings(es_url=ES_URL))
+    if not client.ping():
+        pytest.fail(f"no Elasticsearch at {ES_URL}: run scripts/es-local start (scripts/test does)")
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def settings(es: Elasticsearch) -> Iterator[Settings]:
+    """Settings pointing at a calls alias of this test's own; its indices are deleted after."""
+    alias = f"test-calls-{uuid.uuid4().hex[:12]}"
+    yield Settings(es_url=ES_URL, calls_alias=alias)
+    es.options(ignore_status=404).indices.delete(index=f"{alias}-*", expand_wildcards="all")
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.fail(f"{SHARED} is missing: the team's shared data must sit beside the checkout")
+    return SHARED
