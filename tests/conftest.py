@@ -36,7 +36,10 @@ def settings(es: Elasticsearch) -> Iterator[Settings]:
     """Settings pointing at a calls alias of this test's own; its indices are deleted after."""
     alias = f"test-calls-{uuid.uuid4().hex[:12]}"
     yield Settings(es_url=ES_URL, calls_alias=alias)
-    es.options(ignore_status=404).indices.delete(index=f"{alias}-*", expand_wildcards="all")
+    # Wildcard deletes are refused by default (action.destructive_requires_name): name them.
+    names = list(es.indices.get(index=f"{alias}-*", expand_wildcards="all"))
+    if names:
+        es.indices.delete(index=",".join(names))
 
 
 @pytest.fixture(scope="session")
