@@ -79,3 +79,13 @@ def ensure_calls_index(es: Elasticsearch, alias: str) -> str:
             raise
         es.indices.put_alias(index=name, name=alias, is_write_index=True)
     return name
+
+
+def is_reachable(es: Elasticsearch) -> bool:
+    """Whether the cluster answers. Not ``ping()``: its ``HEAD /`` lives in the ``rest-root``
+    module, which the test distribution lacks."""
+    try:
+        es.cluster.health()
+    except (elastic_transport.TransportError, ApiError):
+        return False
+    return True

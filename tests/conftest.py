@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from elasticsearch import Elasticsearch
+from fastapi.testclient import TestClient
 
 # Models come from local paths only; a hub must never be contacted from tests.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from indexer.index import connect  # noqa: E402
+from api.main import create_app  # noqa: E402
+from indexer.index import connect, is_reachable  # noqa: E402
+from indexer.loader import SourcedCall, load_calls  # noqa: E402
 from indexer.settings import PROJECT_ROOT, Settings  # noqa: E402
+from indexer.transcript import Call  # noqa: E402
 
 ES_URL = os.environ.get("ES_URL", "http://127.0.0.1:9200")
 SHARED = PROJECT_ROOT.parent / "shared"
@@ -25,7 +29,7 @@ SHARED = PROJECT_ROOT.parent / "shared"
 @pytest.fixture(scope="session")
 def es() -> Iterator[Elasticsearch]:
     client = connect(Settings(es_url=ES_URL))
-    if not client.ping():
+    if not is_reachable(client):
         pytest.fail(f"no Elasticsearch at {ES_URL}: run scripts/es-local start (scripts/test does)")
     yield client
     client.close()
@@ -47,3 +51,22 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.fail(f"{SHARED} is missing: the team's shared data must sit beside the checkout")
     return SHARED
+
+
+@pytest.fixture
+def index_calls(es: Elasticsearch, settings: Settings) -> Callable[..., None]:
+    """Load calls through the real loader into this test's alias, refreshed for search."""
+
+    def load(*calls: Call) -> None:
+        summary = load_calls(es, settings, [SourcedCall("test", call) for call in calls])
+        assert summary.failures == []
+        assert summary.loaded == len(calls)
+
+    return load
+
+
+@pytest.fixture
+def api(settings: Settings) -> Iterator[TestClient]:
+    """The real API app, talking to this test's alias on the real Elasticsearch."""
+    with TestClient(create_app(settings)) as client:
+        yield client

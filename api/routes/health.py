@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import elastic_transport
+from elasticsearch import ApiError
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from api.deps import EsDep, SettingsDep
+from api.schemas import Health
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health, summary="The process is up")
+def healthz() -> Health:
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=Health,
+    responses={503: {"model": Health}},
+    summary="Elasticsearch answers and the calls alias exists",
+)
+def readyz(es: EsDep, settings: SettingsDep) -> Health | JSONResponse:
+    try:
+        if es.indices.exists_alias(name=settings.calls_alias):
+            return Health(status="ready")
+        detail = f"the calls alias '{settings.calls_alias}' does not exist: load transcripts"
+    except (elastic_transport.TransportError, ApiError) as exc:
+        detail = f"Elasticsearch at {settings.es_url} is unreachable: {exc}"
+    return JSONResponse(status_code=503, content=Health(status="not ready", detail=detail).model_dump())

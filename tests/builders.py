@@ -1,0 +1,71 @@
+"""Small, explicit transcripts for tests: every word lasts 0.4 s, 0.1 s apart, so the seconds
+a hit must report can be computed from the word's position."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from indexer.transcript import Call
+
+WORD_S = 0.4
+GAP_S = 0.1
+TURN_GAP_S = 0.7
+
+
+def make_call(
+    call_id: str,
+    turns: list[tuple[str, str]],
+    *,
+    language: str = "en",
+    manager_id: str = "m-1",
+    client_id: str = "c-1",
+    started_at: datetime | None = None,
+    direction: str = "outbound",
+) -> Call:
+    """A call from (role, text) turns; words are the whitespace-split text."""
+    clock = 0.0
+    utterances: list[dict[str, Any]] = []
+    for role, text in turns:
+        words = []
+        for token in text.split():
+            words.append(
+                {"text": token, "start": round(clock, 3), "end": round(clock + WORD_S, 3)}
+            )
+            clock += WORD_S + GAP_S
+        speaker = {"manager": "SPEAKER_00", "client": "SPEAKER_01"}.get(role, "SPEAKER_02")
+        utterances.append(
+            {
+                "speaker": speaker,
+                "role": role,
+                "start": words[0]["start"] if words else round(clock, 3),
+                "end": words[-1]["end"] if words else round(clock, 3),
+                "text": text,
+                "words": words,
+            }
+        )
+        clock += TURN_GAP_S
+    return Call.model_validate(
+        {
+            "call_id": call_id,
+            "started_at": (started_at or datetime(2026, 3, 2, 10, 0, tzinfo=UTC)).isoformat(),
+            "duration_s": round(clock, 3),
+            "language": language,
+            "direction": direction,
+            "manager": {"id": manager_id, "name": f"Manager {manager_id}"},
+            "client": {"id": client_id, "name": f"Client {client_id}", "phone": "+70000000000"},
+            "audio": {"uri": f"file:///calls/{call_id}.wav", "channels": 2, "sample_rate": 8000},
+            "asr": {
+                "engine": "test",
+                "model": "handwritten",
+                "aligned": False,
+                "diarization": "manual",
+            },
+            "utterances": utterances,
+        }
+    )
+
+
+def word_times(call: Call, utterance: int, first_word: int, last_word: int) -> tuple[float, float]:
+    words = call.utterances[utterance].words
+    return words[first_word].start, words[last_word].end
