@@ -1,0 +1,97 @@
+"""The loader CLI against the real Elasticsearch: re-loads replace, bad files are reported while
+the rest load, and an unreachable cluster is a clear error."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from elasticsearch import Elasticsearch
+
+from builders import make_call
+from indexer.settings import PROJECT_ROOT, Settings
+from indexer.transcript import write_call_file
+
+
+def run_loader(settings: Settings, *paths: Path, es_url: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "ES_URL": es_url or settings.es_url,
+        "EARSHOT_CALLS_ALIAS": settings.calls_alias,
+        "EARSHOT_ES_MAX_RETRIES": "0",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "indexer", "load", "--quiet", *map(str, paths)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def count(es: Elasticsearch, settings: Settings) -> int:
+    es.indices.refresh(index=settings.calls_alias)
+    return int(es.count(index=settings.calls_alias)["count"])
+
+
+def write_calls(directory: Path, n: int) -> None:
+    for i in range(n):
+        write_call_file(make_call(f"call-{i}", [("client", f"hello {i}")]), directory / f"call-{i}.json")
+
+
+def test_reloading_replaces_and_never_duplicates(es: Elasticsearch, settings: Settings, tmp_path: Path) -> None:
+    write_calls(tmp_path, 3)
+
+    first = run_loader(settings, tmp_path)
+    second = run_loader(settings, tmp_path)
+
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert "loaded 3, failed 0" in second.stderr
+    assert count(es, settings) == 3
+    # The alias points at a versioned index created from mappings/.
+    assert list(es.indices.get_alias(name=settings.calls_alias)) == [f"{settings.calls_alias}-v1"]
+
+
+def test_bad_files_are_reported_and_the_rest_load(es: Elasticsearch, settings: Settings, tmp_path: Path) -> None:
+    write_calls(tmp_path, 2)
+    (tmp_path / "broken.json").write_text('{"call_id": "x", ', encoding="utf-8")
+    wrong_field = make_call("wrong", [("client", "hi")]).model_dump(mode="json")
+    wrong_field["utterances"][0]["role"] = "boss"
+    (tmp_path / "wrong.json").write_text(json.dumps(wrong_field), encoding="utf-8")
+    (tmp_path / "notes.txt").write_text("not a transcript", encoding="utf-8")
+
+    result = run_loader(settings, tmp_path, tmp_path / "missing.json")
+
+    assert result.returncode == 1
+    assert f"{tmp_path / 'broken.json'}: (file): not valid JSON" in result.stderr
+    assert f"{tmp_path / 'wrong.json'}: utterances.0.role:" in result.stderr
+    assert "missing.json: no such file" in result.stderr
+    assert "loaded 2, failed 3, skipped 1" in result.stderr
+    assert count(es, settings) == 2
+
+
+def test_json_lines_with_a_bad_line(es: Elasticsearch, settings: Settings, tmp_path: Path) -> None:
+    lines = [make_call(f"line-{i}", [("client", "hi")]).model_dump_json() for i in range(3)]
+    lines.insert(1, "{oops")
+    (tmp_path / "calls.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    result = run_loader(settings, tmp_path / "calls.jsonl")
+
+    assert result.returncode == 1
+    assert f"{tmp_path / 'calls.jsonl'}:2: (line): not valid JSON" in result.stderr
+    assert count(es, settings) == 3
+
+
+def test_unreachable_elasticsearch_is_a_clear_error(settings: Settings, tmp_path: Path) -> None:
+    write_calls(tmp_path, 1)
+
+    result = run_loader(settings, tmp_path, es_url="http://127.0.0.1:1")
+
+    assert result.returncode == 2
+    assert "Elasticsearch at http://127.0.0.1:1 is unreachable" in result.stderr
+    assert "Traceback" not in result.stderr
