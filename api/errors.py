@@ -1,8 +1,8 @@
 """How errors become HTTP answers: always a JSON ``{"detail": ...}``, never a stack trace.
 
-    QueryError, bad parameters   → 400
-    unknown call                 → 404 (raised by the route)
-    SearchBackendError           → 503
+QueryError, bad parameters   → 400
+unknown call                 → 404 (raised by the route)
+SearchBackendError           → 503
 """
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ log = logging.getLogger("earshot.api")
 
 def _query_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, QueryError)
-    return JSONResponse(
-        status_code=400, content={"detail": exc.message, "position": exc.position}
-    )
+    return JSONResponse(status_code=400, content={"detail": exc.message, "position": exc.position})
 
 
 def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -36,9 +34,7 @@ def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 def _backend_error(_: Request, exc: Exception) -> JSONResponse:
     log.warning("search backend unavailable: %s", exc)
-    return JSONResponse(
-        status_code=503, content={"detail": f"search is unavailable: {exc}"}
-    )
+    return JSONResponse(status_code=503, content={"detail": f"search is unavailable: {exc}"})
 
 
 def install_error_handlers(app: FastAPI) -> None:

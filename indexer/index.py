@@ -47,7 +47,9 @@ def backend_errors(es_url: str) -> Iterator[None]:
     try:
         yield
     except elastic_transport.ConnectionError as exc:
-        raise SearchBackendError(f"Elasticsearch at {es_url} is unreachable ({exc.message})") from exc
+        raise SearchBackendError(
+            f"Elasticsearch at {es_url} is unreachable ({exc.message})"
+        ) from exc
     except elastic_transport.ConnectionTimeout as exc:
         raise SearchBackendError(f"Elasticsearch at {es_url} timed out") from exc
     except ApiError as exc:
@@ -59,7 +61,7 @@ def backend_errors(es_url: str) -> Iterator[None]:
 
 
 def ensure_calls_index(es: Elasticsearch, alias: str) -> str:
-    """Create ``<alias>-v<N>`` with the alias when no index answers to the alias; return its name."""
+    """Create ``<alias>-v<N>`` and the alias unless the alias exists; return the index name."""
     if es.indices.exists_alias(name=alias):
         names = list(es.indices.get_alias(name=alias).keys())
         return str(names[0])

@@ -106,8 +106,11 @@ def terms_of_words(words: Sequence[str]) -> list[Term]:
         else:
             open_group = False
         terms.extend(Term(piece, index, index) for piece in pieces)
-        if not open_group and len(pieces) == 1 and folded.isdigit() and _DIGIT_GROUP_HEAD.match(
-            folded
+        if (
+            not open_group
+            and len(pieces) == 1
+            and folded.isdigit()
+            and _DIGIT_GROUP_HEAD.match(folded)
         ):
             open_group = True
     return terms

@@ -26,7 +26,9 @@ from indexer.errors import TranscriptError
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "mappings" / "transcript.schema.json"
 
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-CallId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
+CallId = Annotated[
+    str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+]
 
 
 class Role(StrEnum):
@@ -147,7 +149,9 @@ def read_call_file(path: Path) -> Call:
         raise TranscriptError(str(path), "(file)", f"cannot read: {exc}") from exc
     except json.JSONDecodeError as exc:
         raise TranscriptError(
-            str(path), "(file)", f"not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+            str(path),
+            "(file)",
+            f"not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
         ) from exc
     return parse_call(data, str(path))
 

@@ -29,9 +29,7 @@ def make_call(
     for role, text in turns:
         words = []
         for token in text.split():
-            words.append(
-                {"text": token, "start": round(clock, 3), "end": round(clock + WORD_S, 3)}
-            )
+            words.append({"text": token, "start": round(clock, 3), "end": round(clock + WORD_S, 3)})
             clock += WORD_S + GAP_S
         speaker = {"manager": "SPEAKER_00", "client": "SPEAKER_01"}.get(role, "SPEAKER_02")
         utterances.append(

@@ -16,11 +16,11 @@ from fastapi.testclient import TestClient
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from api.main import create_app  # noqa: E402
-from indexer.index import connect, is_reachable  # noqa: E402
-from indexer.loader import SourcedCall, load_calls  # noqa: E402
-from indexer.settings import PROJECT_ROOT, Settings  # noqa: E402
-from indexer.transcript import Call  # noqa: E402
+from api.main import create_app
+from indexer.index import connect, is_reachable
+from indexer.loader import SourcedCall, load_calls
+from indexer.settings import PROJECT_ROOT, Settings
+from indexer.transcript import Call
 
 ES_URL = os.environ.get("ES_URL", "http://127.0.0.1:9200")
 SHARED = PROJECT_ROOT.parent / "shared"

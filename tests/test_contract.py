@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from builders import make_call
+
 from indexer.errors import TranscriptError
 from indexer.transcript import SCHEMA_PATH, json_schema, read_call_file
 
@@ -16,7 +16,9 @@ from indexer.transcript import SCHEMA_PATH, json_schema, read_call_file
 def test_published_schema_matches_the_model() -> None:
     published = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 
-    assert published == json_schema(), "run: python -m indexer schema > mappings/transcript.schema.json"
+    assert published == json_schema(), (
+        "run: python -m indexer schema > mappings/transcript.schema.json"
+    )
 
 
 @pytest.mark.parametrize(

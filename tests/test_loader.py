@@ -9,14 +9,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from builders import make_call
 from elasticsearch import Elasticsearch
 
-from builders import make_call
 from indexer.settings import PROJECT_ROOT, Settings
 from indexer.transcript import write_call_file
 
 
-def run_loader(settings: Settings, *paths: Path, es_url: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_loader(
+    settings: Settings, *paths: Path, es_url: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "ES_URL": es_url or settings.es_url,
@@ -40,10 +42,14 @@ def count(es: Elasticsearch, settings: Settings) -> int:
 
 def write_calls(directory: Path, n: int) -> None:
     for i in range(n):
-        write_call_file(make_call(f"call-{i}", [("client", f"hello {i}")]), directory / f"call-{i}.json")
+        write_call_file(
+            make_call(f"call-{i}", [("client", f"hello {i}")]), directory / f"call-{i}.json"
+        )
 
 
-def test_reloading_replaces_and_never_duplicates(es: Elasticsearch, settings: Settings, tmp_path: Path) -> None:
+def test_reloading_replaces_and_never_duplicates(
+    es: Elasticsearch, settings: Settings, tmp_path: Path
+) -> None:
     write_calls(tmp_path, 3)
 
     first = run_loader(settings, tmp_path)
@@ -57,7 +63,9 @@ def test_reloading_replaces_and_never_duplicates(es: Elasticsearch, settings: Se
     assert list(es.indices.get_alias(name=settings.calls_alias)) == [f"{settings.calls_alias}-v1"]
 
 
-def test_bad_files_are_reported_and_the_rest_load(es: Elasticsearch, settings: Settings, tmp_path: Path) -> None:
+def test_bad_files_are_reported_and_the_rest_load(
+    es: Elasticsearch, settings: Settings, tmp_path: Path
+) -> None:
     write_calls(tmp_path, 2)
     (tmp_path / "broken.json").write_text('{"call_id": "x", ', encoding="utf-8")
     wrong_field = make_call("wrong", [("client", "hi")]).model_dump(mode="json")

@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
-
 from builders import make_call, word_times
+from fastapi.testclient import TestClient
 
 Load = Callable[..., None]
 
@@ -47,13 +46,20 @@ def test_phrase_split_across_utterances_does_not_match(
 
 @pytest.mark.parametrize(
     ("language", "text", "phrase"),
-    [("en", "That is too expensive for us.", "too expensive"), ("ru", "Это дорого для нас.", "дорого")],
+    [
+        ("en", "That is too expensive for us.", "too expensive"),
+        ("ru", "Это дорого для нас.", "дорого"),
+    ],
 )
 def test_role_filter_uses_who_said_it(
     api: TestClient, index_calls: Load, language: str, text: str, phrase: str
 ) -> None:
-    client_said = make_call("client-said", [("manager", "Hello."), ("client", text)], language=language)
-    manager_said = make_call("manager-said", [("manager", text), ("client", "Hm.")], language=language)
+    client_said = make_call(
+        "client-said", [("manager", "Hello."), ("client", text)], language=language
+    )
+    manager_said = make_call(
+        "manager-said", [("manager", text), ("client", "Hm.")], language=language
+    )
     index_calls(client_said, manager_said)
 
     assert call_ids(search(api, f'"{phrase}"', role="manager")) == {"manager-said"}
@@ -66,7 +72,12 @@ def test_role_filter_uses_who_said_it(
 @pytest.mark.parametrize(
     ("language", "text", "phrase", "occurrences"),
     [
-        ("en", "Send me the contract, yes, send me the contract today.", "send me the contract", [(0, 3), (5, 8)]),
+        (
+            "en",
+            "Send me the contract, yes, send me the contract today.",
+            "send me the contract",
+            [(0, 3), (5, 8)],
+        ),
         ("ru", "Дорого. Очень дорого, правда дорого!", "дорого", [(0, 0), (2, 2), (4, 4)]),
     ],
 )
@@ -89,7 +100,7 @@ def test_phrase_twice_in_one_utterance_gives_a_hit_each_with_its_words_times(
     assert len({hit["start"] for hit in hits}) == len(occurrences)
     words = text.split()
     for hit, (first, last) in zip(hits, occurrences, strict=True):
-        (span_start, span_end), = hit["spans"]
+        ((span_start, span_end),) = hit["spans"]
         assert hit["text"][span_start:span_end] == " ".join(words[first : last + 1]).strip(",.!")
 
 
@@ -155,7 +166,10 @@ def test_every_word_and_phrase_must_occur_each_in_one_utterance(
     body = search(api, 'expensive "send me the contract"')
 
     assert call_ids(body) == {"both"}
-    assert [hit["matched"] for hit in body["calls"][0]["hits"]] == ["expensive", "send me the contract"]
+    assert [hit["matched"] for hit in body["calls"][0]["hits"]] == [
+        "expensive",
+        "send me the contract",
+    ]
 
 
 def test_filters_manager_client_direction_dates_and_duration(
@@ -184,7 +198,9 @@ def test_newest_first_and_cursor_pages_through_every_call_once(
     api: TestClient, index_calls: Load
 ) -> None:
     calls = [
-        make_call(f"call-{day:02d}", [("client", "price")], started_at=datetime(2026, 1, day, tzinfo=UTC))
+        make_call(
+            f"call-{day:02d}", [("client", "price")], started_at=datetime(2026, 1, day, tzinfo=UTC)
+        )
         for day in range(1, 8)
     ]
     index_calls(*calls)
@@ -208,7 +224,9 @@ def test_newest_first_and_cursor_pages_through_every_call_once(
 def test_relevance_ranks_more_mentions_first(api: TestClient, index_calls: Load) -> None:
     index_calls(
         make_call("once", [("client", "discount please")]),
-        make_call("thrice", [("client", "discount"), ("client", "a discount"), ("client", "discount?")]),
+        make_call(
+            "thrice", [("client", "discount"), ("client", "a discount"), ("client", "discount?")]
+        ),
     )
 
     assert [call["call_id"] for call in search(api, "discount")["calls"]] == ["thrice", "once"]
@@ -261,7 +279,13 @@ def test_unclosed_quote_names_its_position(api: TestClient, index_calls: Load) -
 def test_query_syntax_characters_are_just_text(api: TestClient, index_calls: Load) -> None:
     index_calls(make_call("x", [("client", "price list")]))
 
-    for q in ["price AND *", "price) OR (", "price~2", "utterances.role:client", '{"match_all":{}}']:
+    for q in [
+        "price AND *",
+        "price) OR (",
+        "price~2",
+        "utterances.role:client",
+        '{"match_all":{}}',
+    ]:
         response = api.get("/v1/search", params={"q": q})
         assert response.status_code in (200, 400), q
         if response.status_code == 200:
@@ -269,7 +293,9 @@ def test_query_syntax_characters_are_just_text(api: TestClient, index_calls: Loa
 
 
 def test_get_call_returns_dialogue_with_word_timings(api: TestClient, index_calls: Load) -> None:
-    call = make_call("full", [("manager", "Добрый день!"), ("client", "Здравствуйте.")], language="ru")
+    call = make_call(
+        "full", [("manager", "Добрый день!"), ("client", "Здравствуйте.")], language="ru"
+    )
     index_calls(call)
 
     body = api.get("/v1/calls/full").json()

@@ -12,15 +12,27 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
+from builders import make_call
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from builders import make_call
 from indexer.text import find_phrase, terms_of_text, terms_of_words
 from indexer.transcript import Call
 
-VOCABULARY = ["Цена", "цена,", "ещё", "еще", "дорого!", "Price", "price.", "too", "expensive", "15", "000"]
+VOCABULARY = [
+    "Цена",
+    "цена,",
+    "ещё",
+    "еще",
+    "дорого!",
+    "Price",
+    "price.",
+    "too",
+    "expensive",
+    "15",
+    "000",
+]
 ROLES = ["manager", "client"]
 example_counter = itertools.count()
 
@@ -31,7 +43,9 @@ call_st = st.lists(utterance_st, min_size=1, max_size=5)
 phrase_st = st.lists(st.sampled_from(VOCABULARY), min_size=1, max_size=3)
 
 
-def expected_hits(calls: list[Call], phrase: list[str], role: str) -> set[tuple[str, int, float, float]]:
+def expected_hits(
+    calls: list[Call], phrase: list[str], role: str
+) -> set[tuple[str, int, float, float]]:
     wanted = terms_of_text(" ".join(phrase))
     found = set()
     for call in calls:

@@ -29,4 +29,6 @@ def readyz(es: EsDep, settings: SettingsDep) -> Health | JSONResponse:
         detail = f"the calls alias '{settings.calls_alias}' does not exist: load transcripts"
     except (elastic_transport.TransportError, ApiError) as exc:
         detail = f"Elasticsearch at {settings.es_url} is unreachable: {exc}"
-    return JSONResponse(status_code=503, content=Health(status="not ready", detail=detail).model_dump())
+    return JSONResponse(
+        status_code=503, content=Health(status="not ready", detail=detail).model_dump()
+    )

@@ -54,8 +54,7 @@ def search(
     date_to: Annotated[
         str | None,
         Query(
-            description="Calls started at or before: a date (to its end, UTC) or an ISO "
-            "date-time.",
+            description="Calls started at or before: a date (to its end, UTC) or an ISO date-time.",
             examples=["2026-03-31"],
         ),
     ] = None,
@@ -73,7 +72,11 @@ def search(
     start, end = _instant("date_from", date_from), _instant("date_to", date_to)
     if start and end and _as_date(start) > _as_date(end):
         raise QueryError("date_from is after date_to")
-    if min_duration_s is not None and max_duration_s is not None and min_duration_s > max_duration_s:
+    if (
+        min_duration_s is not None
+        and max_duration_s is not None
+        and min_duration_s > max_duration_s
+    ):
         raise QueryError("min_duration_s is greater than max_duration_s")
     request = SearchRequest(
         clauses=parse_query(q, max_length=settings.max_query_length),
@@ -101,7 +104,9 @@ def _instant(name: str, value: str | None) -> datetime | date | None:
             return date.fromisoformat(value)
         return datetime.fromisoformat(value)
     except ValueError as exc:
-        raise QueryError(f"{name}: expected a date (2026-03-01) or date-time, got '{value}'") from exc
+        raise QueryError(
+            f"{name}: expected a date (2026-03-01) or date-time, got '{value}'"
+        ) from exc
 
 
 def _as_date(value: datetime | date) -> date:
