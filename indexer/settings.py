@@ -54,6 +54,44 @@ class Settings(BaseSettings):
     diarization_model_dir: Path | None = Field(
         default=None, description="Local pyannote diarization pipeline directory (mono calls)."
     )
+    asr_compute_type: str | None = Field(
+        default=None, description="CTranslate2 compute type; unset: float16 on CUDA, int8 on CPU."
+    )
+    asr_threads: int = Field(default=0, ge=0, description="CPU threads for decoding; 0: all cores.")
+    asr_chunk_s: float = Field(
+        default=30.0, gt=0, le=30, description="Longest VAD chunk handed to Whisper in one window."
+    )
+    asr_max_pause_s: float = Field(
+        default=0.8, gt=0, description="A silence this long between words ends an utterance."
+    )
+    asr_min_audio_s: float = Field(
+        default=0.3, ge=0, description="Shorter recordings get an empty transcript with a reason."
+    )
+    asr_max_audio_s: float = Field(
+        default=4 * 3600.0, gt=0, description="Longer recordings are refused (memory bound)."
+    )
+    asr_speaker_rule: Literal["greeting", "first-is-manager", "first-is-client"] = Field(
+        default="greeting",
+        description="How diarized speakers of a mono call become roles (see docs/asr.md).",
+    )
+    asr_manager_cues: list[str] = Field(
+        default_factory=lambda: [
+            "меня зовут",
+            "компания",
+            "вас беспокоит",
+            "спасибо за звонок",
+            "чем могу помочь",
+            "my name is",
+            "calling from",
+            "thank you for calling",
+            "how can i help",
+        ],
+        description="Phrases that mark the manager when said in a speaker's opening words.",
+    )
+    transcripts_dir: Path = Field(
+        default=PROJECT_ROOT / ".cache" / "transcripts",
+        description="Where `ingest` writes transcripts when no --out is given.",
+    )
 
     # --- API -----------------------------------------------------------------------------------
     max_page_size: int = Field(default=100, ge=1, le=1000)

@@ -1,0 +1,347 @@
+"""Recordings in, transcripts out: one call (``Transcriber``) and a batch of files (``run_batch``).
+
+Per call: decode → VAD per channel → language (metadata, else detected on the speech) →
+words per channel (wav2vec2-aligned when a model is configured for the language, else
+Whisper's word timestamps; untimed words interpolated) → roles (stereo: channel layout;
+mono: diarization + speaker rule, or ``unknown`` with a warning) → utterances split at
+speaker changes and pauses, merged in time order.
+
+A batch never stops for one bad file: every failure becomes one line naming the file.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from indexer.asr.alignment import Aligner
+from indexer.asr.audio import SAMPLE_RATE, AudioProbe, DecodedAudio, Samples, decode, probe
+from indexer.asr.audio import is_audio_file as _is_audio
+from indexer.asr.diarization import Diarizer, PyannoteDiarizer
+from indexer.asr.engine import Chunk, Engine, RecognizedSegment, speech_of
+from indexer.asr.ledger import Ledger, file_digest, job_key
+from indexer.asr.metadata import MetadataSource, ResolvedMetadata
+from indexer.asr.roles import SpeakerRule, SpokenText, channel_roles, speaker_at, speaker_roles
+from indexer.asr.segmentation import SpeakerWord, merge_in_time_order, split_utterances
+from indexer.asr.words import TimedWord, fill_untimed
+from indexer.errors import AudioError, EarshotError, TranscriptError
+from indexer.loader import SourcedCall
+from indexer.settings import Settings
+from indexer.transcript import (
+    AsrInfo,
+    AudioInfo,
+    Call,
+    Role,
+    Utterance,
+    Word,
+    read_call_file,
+    write_call_file,
+)
+
+CHANNEL_SPEAKERS = ("left", "right")
+MONO_SPEAKER = "speaker"
+UNATTRIBUTED = "unattributed"  # a word no diarization turn covers
+LOW_LANGUAGE_CONFIDENCE = 0.5
+
+
+class Transcriber:
+    """Turns decoded calls into transcripts; holds the models, so make one per process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        aligner: Aligner | None = None,
+        diarizer: Diarizer | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.aligner = aligner
+        self.diarizer = diarizer
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Transcriber:
+        """Load the models the settings name: real alignment and diarization when configured."""
+        engine = Engine.load(
+            settings.asr_model_dir,
+            device=settings.asr_device,
+            batch_size=settings.asr_batch_size,
+            compute_type=settings.asr_compute_type,
+            threads=settings.asr_threads,
+            chunk_s=settings.asr_chunk_s,
+        )
+        aligner = (
+            Aligner(settings.align_model_dir, engine.device) if settings.align_model_dir else None
+        )
+        diarizer = (
+            PyannoteDiarizer(settings.diarization_model_dir, engine.device)
+            if settings.diarization_model_dir
+            else None
+        )
+        return cls(settings, engine, aligner, diarizer)
+
+    def transcribe(self, audio: DecodedAudio, meta: ResolvedMetadata) -> Call:
+        warnings = list(audio.warnings)
+        if audio.duration_s < self.settings.asr_min_audio_s:
+            warnings.append(
+                f"recording is {audio.duration_s:.2f} s long, too short to hold speech "
+                f"(asr_min_audio_s = {self.settings.asr_min_audio_s} s)"
+            )
+            return self._call(audio, meta, meta.language or "und", [], warnings, aligned=False)
+        chunks = [self.engine.speech_chunks(samples) for samples in audio.channels]
+        if not any(chunks):
+            warnings.append("no speech detected (the VAD found no voice in any channel)")
+            return self._call(audio, meta, meta.language or "und", [], warnings, aligned=False)
+        language = meta.language or self._detect_language(audio, chunks, warnings)
+        aligned = self.aligner is not None and self.aligner.supports(language)
+        tracks = [
+            self._words(samples, channel_chunks, language, aligned)
+            for samples, channel_chunks in zip(audio.channels, chunks, strict=True)
+        ]
+        if len(tracks) == 1:
+            utterances = self._mono(audio.channels[0], tracks[0], meta, warnings)
+        else:
+            roles = channel_roles(len(tracks), meta.channels)
+            utterances = merge_in_time_order(
+                split_utterances(
+                    [SpeakerWord(w, CHANNEL_SPEAKERS[c], roles[c]) for w in words],
+                    self.settings.asr_max_pause_s,
+                )
+                for c, words in enumerate(tracks)
+            )
+        return self._call(audio, meta, language, utterances, warnings, aligned)
+
+    def _detect_language(
+        self, audio: DecodedAudio, chunks: list[list[Chunk]], warnings: list[str]
+    ) -> str:
+        speech = [speech_of(s, c) for s, c in zip(audio.channels, chunks, strict=True)]
+        # Interleave channels' speech so both parties are heard within Whisper's 30 s window.
+        mixed = _interleave(speech)
+        language, probability = self.engine.detect_language(mixed)
+        if probability < LOW_LANGUAGE_CONFIDENCE:
+            warnings.append(
+                f"language detected as {language!r} with low confidence ({probability:.2f}); "
+                "set it in the call metadata"
+            )
+        return language
+
+    def _words(
+        self, samples: Samples, chunks: list[Chunk], language: str, aligned: bool
+    ) -> list[Word]:
+        if not chunks:
+            return []
+        segments: list[RecognizedSegment]
+        if aligned:
+            assert self.aligner is not None
+            segments = self.aligner.align(
+                self.engine.recognize_text(samples, language), samples, language
+            )
+        else:
+            segments = self.engine.recognize_words(samples, chunks, language)
+        words: list[Word] = []
+        for segment in segments:
+            raw = segment.words or tuple(TimedWord(t, None, None) for t in segment.text.split())
+            words.extend(fill_untimed(raw, segment.start, segment.end))
+        return words
+
+    def _mono(
+        self, samples: Samples, words: list[Word], meta: ResolvedMetadata, warnings: list[str]
+    ) -> list[Utterance]:
+        pause = self.settings.asr_max_pause_s
+        if self.diarizer is None:
+            warnings.append(
+                "mono recording and no diarization model configured (diarization_model_dir): "
+                "speaker roles are unknown"
+            )
+            return split_utterances(
+                [SpeakerWord(w, MONO_SPEAKER, Role.UNKNOWN) for w in words], pause
+            )
+        turns = self.diarizer(samples)
+        if not turns:
+            warnings.append("diarization found no speakers: speaker roles are unknown")
+        speakers = [speaker_at(w.start, w.end, turns) or UNATTRIBUTED for w in words]
+        rule = meta.speaker_rule or SpeakerRule(self.settings.asr_speaker_rule)
+        roles = speaker_roles(
+            [
+                SpokenText(s, w.start, w.end, w.text)
+                for w, s in zip(words, speakers, strict=True)
+                if s != UNATTRIBUTED
+            ],
+            meta.direction,
+            rule,
+            self.settings.asr_manager_cues,
+        )
+        return split_utterances(
+            [
+                SpeakerWord(w, s, roles.get(s, Role.UNKNOWN))
+                for w, s in zip(words, speakers, strict=True)
+            ],
+            pause,
+        )
+
+    def _call(
+        self,
+        audio: DecodedAudio,
+        meta: ResolvedMetadata,
+        language: str,
+        utterances: list[Utterance],
+        warnings: list[str],
+        aligned: bool,
+    ) -> Call:
+        if audio.probe.channels > 1:
+            diarization = "channels"
+        else:
+            diarization = self.diarizer.name if self.diarizer else "none"
+        return Call(
+            call_id=meta.call_id,
+            started_at=meta.started_at,
+            duration_s=round(audio.duration_s, 3),
+            language=language,
+            direction=meta.direction,
+            manager=meta.manager,
+            client=meta.client,
+            audio=AudioInfo(
+                uri=str(audio.probe.path.resolve()),
+                channels=audio.probe.channels,
+                sample_rate=audio.probe.sample_rate,
+            ),
+            asr=AsrInfo(
+                engine=self.engine.name,
+                model=self.engine.model_name,
+                aligned=aligned,
+                diarization=diarization,
+            ),
+            utterances=utterances,
+            warnings=warnings,
+        )
+
+
+@dataclass
+class BatchSummary:
+    transcribed: int = 0
+    skipped: int = 0  # done in an earlier run (same content and settings)
+    empty: int = 0  # transcribed, but no speech; the transcript says why
+    audio_s: float = 0.0
+    wall_s: float = 0.0
+    calls: list[SourcedCall] = field(default_factory=list)  # every good transcript, skipped too
+    failures: list[str] = field(default_factory=list)  # "<file>: <reason>", one per bad file
+
+    def line(self) -> str:
+        speed = f", {self.audio_s / self.wall_s:.1f}x real time" if self.wall_s > 0 else ""
+        return (
+            f"transcribed {self.transcribed} ({self.empty} without speech), "
+            f"skipped {self.skipped} already done, failed {len(self.failures)}; "
+            f"{self.audio_s:.0f} s of audio in {self.wall_s:.0f} s{speed}"
+        )
+
+
+def settings_fingerprint(settings: Settings) -> dict[str, Any]:
+    """The settings that change what a transcript says: a change redoes finished files."""
+    shaping = {"align_model_dir", "diarization_model_dir"} | {
+        name for name in Settings.model_fields if name.startswith("asr_")
+    }
+    return settings.model_dump(mode="json", include=shaping - {"asr_batch_size", "asr_threads"})
+
+
+def expand_audio_paths(paths: Iterable[Path], summary: BatchSummary) -> list[Path]:
+    """Files named directly, and audio files found under directories, in a stable order."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(
+                child
+                for child in sorted(path.rglob("*"))
+                if child.is_file() and _is_audio(child)
+                and not any(part.startswith(".") for part in child.relative_to(path).parts)
+            )  # fmt: skip
+        elif path.is_file():
+            files.append(path)
+        else:
+            summary.failures.append(f"{path}: no such file or directory")
+    return files
+
+
+def run_batch(
+    paths: Sequence[Path],
+    out_dir: Path,
+    settings: Settings,
+    make_transcriber: Callable[[], Transcriber],
+    metadata: MetadataSource | None = None,
+    *,
+    force: bool = False,
+    progress: bool = True,
+) -> BatchSummary:
+    """Transcribe every recording into ``out_dir/<call_id>.json``; failures do not stop it.
+
+    ``make_transcriber`` is called once, and only if some file needs transcribing, so a re-run
+    over finished files never loads a model.
+    """
+    started = time.monotonic()
+    summary = BatchSummary()
+    metadata = metadata or MetadataSource()
+    probes: list[AudioProbe] = []
+    for path in expand_audio_paths(paths, summary):
+        try:
+            probes.append(probe(path))
+        except AudioError as exc:
+            summary.failures.append(str(exc))
+    ledger = Ledger(out_dir)
+    fingerprint = settings_fingerprint(settings)
+    transcriber: Transcriber | None = None
+    claimed: dict[str, Path] = {}  # call id → recording, to refuse two files for one call
+    total_s = sum(p.duration_s or 0.0 for p in probes)
+    with tqdm(
+        total=round(total_s, 1), unit="s", desc="transcribing", disable=not progress, leave=False
+    ) as bar:
+        for item in probes:
+            try:
+                meta = metadata.lookup(item)
+                if meta.call_id in claimed:
+                    raise TranscriptError(
+                        str(item.path), "call_id",
+                        f"{meta.call_id!r} is also the call id of {claimed[meta.call_id]}",
+                    )  # fmt: skip
+                claimed[meta.call_id] = item.path
+                key = job_key(file_digest(item.path), {"meta": asdict(meta), "asr": fingerprint})
+                output = out_dir / f"{meta.call_id}.json"
+                done = None if force else ledger.done(key)
+                if done is not None:
+                    summary.calls.append(SourcedCall(str(done), read_call_file(done)))
+                    summary.skipped += 1
+                    continue
+                if transcriber is None:
+                    transcriber = make_transcriber()
+                call = transcriber.transcribe(decode(item, settings.asr_max_audio_s), meta)
+                write_call_file(call, output)
+                ledger.record(key, output)
+                summary.calls.append(SourcedCall(str(output), call))
+                summary.transcribed += 1
+                summary.empty += not call.utterances
+                summary.audio_s += call.duration_s
+            except EarshotError as exc:
+                summary.failures.append(str(exc))
+            except Exception as exc:
+                # One recording that trips a library bug must not cost the rest of the batch;
+                # the message names the file and the exception so it can be reproduced.
+                summary.failures.append(f"{item.path}: unexpected {type(exc).__name__}: {exc}")
+            finally:
+                bar.update(round(item.duration_s or 0.0, 1))
+    summary.wall_s = time.monotonic() - started
+    return summary
+
+
+def _interleave(parts: list[Samples], slice_s: float = 2.0) -> Samples:
+    step = int(slice_s * SAMPLE_RATE)
+    pieces = [
+        part[offset : offset + step]
+        for offset in range(0, max((len(p) for p in parts), default=0), step)
+        for part in parts
+    ]
+    pieces = [p for p in pieces if len(p)]
+    return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)

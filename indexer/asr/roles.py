@@ -1,0 +1,152 @@
+"""Who said it: channel layouts for stereo calls, and diarized speakers → roles for mono calls.
+
+Stereo recordings from a PBX carry one party per channel, so the role is a property of the
+channel: by default left is the manager and right is the client; a call's metadata can say
+otherwise (``"channels": ["client", "manager"]``).
+
+Mono recordings need diarization, which yields anonymous speakers (``SPEAKER_00``…). They
+become roles by ``Settings.asr_speaker_rule`` (overridable per call):
+
+``greeting`` (default)
+    The manager is the one of the two main speakers whose opening words contain a manager
+    cue (``Settings.asr_manager_cues``: "меня зовут", "компания", "my name is", "calling
+    from"…): salespeople introduce themselves and their company, clients rarely do. When
+    neither or both do, the first speaker decides, by direction: on an **inbound** call the
+    company answers, so the first speaker is the manager; on an **outbound** call the client
+    picks up ("Алло?", "Hello?"), so the first speaker is the client.
+``first-is-manager`` / ``first-is-client``
+    The first speaker has that role, the other main speaker the other one; for call centres
+    whose recordings always start the same way.
+
+Only the two speakers who talk longest get roles; any others (a transfer, a colleague, a
+misfired cluster) are ``unknown``, as are all speakers when there is no diarization at all.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from indexer.transcript import Direction, Role
+
+DEFAULT_LAYOUT: tuple[Role, ...] = (Role.MANAGER, Role.CLIENT)
+OPENING_WORDS = 30  # how far into a speaker's talk a greeting cue still counts
+
+
+class SpeakerRule(StrEnum):
+    GREETING = "greeting"
+    FIRST_IS_MANAGER = "first-is-manager"
+    FIRST_IS_CLIENT = "first-is-client"
+
+
+@dataclass(frozen=True)
+class SpeakerTurn:
+    """One stretch of one speaker, as diarization reports it."""
+
+    start: float
+    end: float
+    speaker: str
+
+
+@dataclass(frozen=True)
+class SpokenText:
+    """What a speaker said when: the evidence the speaker→role rule looks at."""
+
+    speaker: str
+    start: float
+    end: float
+    text: str
+
+
+def channel_roles(channels: int, layout: Sequence[Role] | None) -> tuple[Role, ...]:
+    """The role of each channel; mono calls get ``unknown`` until diarization says more."""
+    if channels == 1:
+        return (Role.UNKNOWN,)
+    roles = tuple(layout) if layout is not None else DEFAULT_LAYOUT
+    if len(roles) != channels:
+        raise ValueError(f"channel layout names {len(roles)} roles for {channels} channels")
+    return roles
+
+
+def speaker_at(start: float, end: float, turns: Sequence[SpeakerTurn]) -> str | None:
+    """The speaker who overlaps [start, end] most; the nearest turn's if none overlaps.
+
+    Words fall into the gaps between diarization turns (turn edges are conservative), so a
+    word with no overlap takes the closest turn within a second rather than no speaker.
+    """
+    best, best_overlap = None, 0.0
+    for turn in turns:
+        overlap = min(end, turn.end) - max(start, turn.start)
+        if overlap > best_overlap:
+            best, best_overlap = turn.speaker, overlap
+    if best is not None:
+        return best
+    middle = (start + end) / 2
+    nearest = min(turns, key=lambda t: _distance(middle, t), default=None)
+    if nearest is not None and _distance(middle, nearest) <= 1.0:
+        return nearest.speaker
+    return None
+
+
+def speaker_roles(
+    spoken: Sequence[SpokenText],
+    direction: Direction,
+    rule: SpeakerRule,
+    manager_cues: Sequence[str],
+) -> dict[str, Role]:
+    """Map every speaker in ``spoken`` to a role by ``rule`` (see the module docstring)."""
+    talk: dict[str, float] = {}
+    for item in spoken:
+        talk[item.speaker] = talk.get(item.speaker, 0.0) + max(0.0, item.end - item.start)
+    roles = dict.fromkeys(talk, Role.UNKNOWN)
+    main = sorted(talk, key=lambda s: -talk[s])[:2]
+    if not main:
+        return roles
+    ordered = sorted((s for s in spoken if s.speaker in main), key=lambda s: s.start)
+    first = ordered[0].speaker
+    other = next((s for s in main if s != first), None)
+
+    manager: str | None = None
+    if rule is SpeakerRule.GREETING:
+        greeters = [s for s in main if _greets(s, ordered, manager_cues)]
+        if len(greeters) == 1:
+            manager = greeters[0]
+    if manager is None:
+        first_is_manager = (
+            rule is SpeakerRule.FIRST_IS_MANAGER
+            if rule is not SpeakerRule.GREETING
+            else direction is Direction.INBOUND
+        )
+        manager = first if first_is_manager else other
+    for speaker in main:
+        roles[speaker] = Role.MANAGER if speaker == manager else Role.CLIENT
+    return roles
+
+
+def parse_layout(value: str | Sequence[str]) -> tuple[Role, ...]:
+    """``"manager,client"`` or ``["client", "manager"]`` → roles, one per channel."""
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(Role(part.strip().lower()) for part in parts)
+
+
+def _greets(speaker: str, ordered: Sequence[SpokenText], cues: Sequence[str]) -> bool:
+    words: list[str] = []
+    for item in ordered:
+        if item.speaker == speaker:
+            words.extend(_normalise(item.text).split())
+        if len(words) >= OPENING_WORDS:
+            break
+    opening = " " + " ".join(words[:OPENING_WORDS]) + " "
+    return any(f" {_normalise(cue)} " in opening for cue in cues if cue.strip())
+
+
+def _normalise(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.casefold().replace("ё", "е")).split())
+
+
+def _distance(moment: float, turn: SpeakerTurn) -> float:
+    if turn.start <= moment <= turn.end:
+        return 0.0
+    return min(abs(moment - turn.start), abs(moment - turn.end))
