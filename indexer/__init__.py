@@ -1,1 +1,1 @@
-"""Earshot's indexing side: the transcript contract, transcription, and loading into Elasticsearch."""
+"""Earshot's indexing side: the transcript contract, transcription, loading into Elasticsearch."""
