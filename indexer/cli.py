@@ -1,6 +1,7 @@
 """``python -m indexer``: the commands engineers run.
 
     load PATH...        load transcript files, directories or JSON Lines into Elasticsearch
+    reindex             move the calls alias to a new index built by the current mapping
     schema              print the transcript JSON Schema (the file in mappings/ is this output)
     transcribe, ingest  see indexer/asr/cli.py
 
@@ -16,9 +17,10 @@ import sys
 from pathlib import Path
 
 from indexer.asr import cli as asr_cli
-from indexer.errors import SearchBackendError
-from indexer.index import connect
+from indexer.errors import IndexVersionError, ReindexError, SearchBackendError
+from indexer.index import backend_errors, connect
 from indexer.loader import LoadSummary, load_paths
+from indexer.reindex import needs_reindex, reindex
 from indexer.settings import get_settings
 from indexer.transcript import json_schema
 
@@ -37,10 +39,32 @@ def _load(args: argparse.Namespace) -> int:
     settings = get_settings()
     try:
         summary = load_paths(connect(settings), settings, args.paths, show_progress=not args.quiet)
-    except SearchBackendError as exc:
+    except (SearchBackendError, IndexVersionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     return report(summary)
+
+
+def _reindex(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    es = connect(settings)
+    try:
+        with backend_errors(settings.es_url):
+            if args.if_needed and not needs_reindex(es, settings.calls_alias):
+                return EXIT_OK
+            result = reindex(es, settings.calls_alias, chunk_size=settings.bulk_chunk_size)
+    except SearchBackendError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except ReindexError as exc:
+        print(f"error: reindex failed, alias unchanged: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(
+        f"'{settings.calls_alias}' now points at {result.target} "
+        f"({result.documents} calls, from {result.source}, which is kept)",
+        file=sys.stderr,
+    )
+    return EXIT_OK
 
 
 def _schema(_: argparse.Namespace) -> int:
@@ -56,6 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("paths", nargs="+", type=Path, help="files, directories or .jsonl files")
     load.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     load.set_defaults(run=_load)
+
+    again = commands.add_parser("reindex", help="rebuild the calls index with the current mapping")
+    again.add_argument(
+        "--if-needed",
+        action="store_true",
+        help="do nothing unless the alias points at an index of another schema version",
+    )
+    again.set_defaults(run=_reindex)
 
     schema = commands.add_parser("schema", help="print the transcript JSON Schema")
     schema.set_defaults(run=_schema)

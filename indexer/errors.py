@@ -3,6 +3,8 @@
     EarshotError
     ├── TranscriptError        a transcript file or record does not match the contract
     ├── SearchBackendError     Elasticsearch cannot be reached or refused a request
+    ├── IndexVersionError      the calls index was built by an older mapping: reindex first
+    ├── ReindexError           a new index version failed a check; the alias was not moved
     ├── QueryError             a search query the user typed cannot be understood
     └── AudioError             a recording cannot be decoded or is unusable
 
@@ -27,6 +29,14 @@ class TranscriptError(EarshotError):
 
 class SearchBackendError(EarshotError):
     """Elasticsearch is unreachable, or answered with an error we cannot recover from."""
+
+
+class IndexVersionError(EarshotError):
+    """Writing into an index of another schema version would be refused document by document."""
+
+
+class ReindexError(EarshotError):
+    """The new index failed a check; the alias was left untouched."""
 
 
 class QueryError(EarshotError):

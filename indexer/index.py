@@ -11,7 +11,7 @@ from typing import Any
 import elastic_transport
 from elasticsearch import ApiError, Elasticsearch
 
-from indexer.errors import SearchBackendError
+from indexer.errors import IndexVersionError, SearchBackendError
 from indexer.settings import PROJECT_ROOT, Settings
 
 MAPPING_PATH = PROJECT_ROOT / "mappings" / "calls.json"
@@ -60,11 +60,36 @@ def backend_errors(es_url: str) -> Iterator[None]:
         raise
 
 
+def current_index(es: Elasticsearch, alias: str) -> str | None:
+    """The one index the alias points at, or None when there is no such alias."""
+    if not es.indices.exists_alias(name=alias):
+        return None
+    names = sorted(es.indices.get_alias(name=alias))
+    if len(names) != 1:
+        raise SearchBackendError(f"alias '{alias}' points at {len(names)} indices: {names}")
+    return str(names[0])
+
+
+def index_schema_version(es: Elasticsearch, index: str) -> int:
+    mapping = es.indices.get_mapping(index=index)[index]["mappings"]
+    return int(mapping.get("_meta", {}).get("schema_version", 0))
+
+
 def ensure_calls_index(es: Elasticsearch, alias: str) -> str:
-    """Create ``<alias>-v<N>`` and the alias unless the alias exists; return the index name."""
-    if es.indices.exists_alias(name=alias):
-        names = list(es.indices.get_alias(name=alias).keys())
-        return str(names[0])
+    """Create ``<alias>-v<N>`` and the alias unless the alias exists; return the index name.
+
+    An existing index of another schema version is refused: its strict mapping would reject
+    every document, so the caller is told to reindex instead.
+    """
+    existing = current_index(es, alias)
+    if existing is not None:
+        version = index_schema_version(es, existing)
+        if version != schema_version():
+            raise IndexVersionError(
+                f"'{alias}' points at {existing} (schema v{version}) but this code writes schema "
+                f"v{schema_version()}: run python -m indexer reindex"
+            )
+        return existing
     name = versioned_index_name(alias)
     definition = index_definition()
     try:
