@@ -95,16 +95,16 @@ def _transcribe(args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from indexer.errors import EarshotError, SearchBackendError
-    from indexer.index import connect
+    from indexer.errors import EarshotError
+    from indexer.index import backend_errors, connect, ensure_calls_index
     from indexer.loader import load_calls
 
     settings = _settings(args)
     es = connect(settings)
     try:
         # Fail before hours of transcription if the results could not be stored.
-        if not es.ping():
-            raise SearchBackendError(f"Elasticsearch at {settings.es_url} does not answer")
+        with backend_errors(settings.es_url):
+            ensure_calls_index(es, settings.calls_alias)
         summary = _run_batch(args, settings, args.out or settings.transcripts_dir)
         for failure in summary.failures:
             print(f"error: {failure}", file=sys.stderr)
