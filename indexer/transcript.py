@@ -50,6 +50,9 @@ class _Record(BaseModel):
 class Manager(_Record):
     id: str = Field(min_length=1, max_length=128)
     name: str | None = None
+    team: str | None = Field(
+        default=None, max_length=128, description="The sales team, for per-team statistics."
+    )
 
 
 class Client(_Record):

@@ -33,7 +33,7 @@ from indexer.transcript import Client, Direction, Manager, Role
 SIDECAR_SUFFIX = ".meta.json"
 MANIFEST_COLUMNS = (
     "file", "call_id", "started_at", "direction", "language", "channels", "speaker_rule",
-    "manager_id", "manager_name", "client_id", "client_name", "client_phone",
+    "manager_id", "manager_name", "manager_team", "client_id", "client_name", "client_phone",
 )  # fmt: skip
 UNASSIGNED_MANAGER = "unassigned"
 
@@ -157,7 +157,7 @@ def _nest(cells: Mapping[str, str]) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for key, value in cells.items():
         party, _, field = key.partition("_")
-        if party in ("manager", "client") and field in ("id", "name", "phone"):
+        if party in ("manager", "client") and field in ("id", "name", "team", "phone"):
             data.setdefault(party, {})[field] = value
         else:
             data[key] = value
