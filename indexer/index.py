@@ -32,6 +32,19 @@ def versioned_index_name(alias: str, version: int | None = None) -> str:
     return f"{alias}-v{schema_version() if version is None else version}"
 
 
+def put_index_template(es: Elasticsearch, alias: str) -> None:
+    """Install the mapping as the index template for ``<alias>-v*``: every version of the
+    index, whoever creates it, gets its settings and mappings from this one place."""
+    definition = index_definition()
+    es.indices.put_index_template(
+        name=alias,
+        index_patterns=[f"{alias}-v*"],
+        template={"settings": definition["settings"], "mappings": definition["mappings"]},
+        priority=100,
+        meta={"schema_version": schema_version(), "source": "mappings/calls.json"},
+    )
+
+
 def connect(settings: Settings) -> Elasticsearch:
     return Elasticsearch(
         settings.es_url,
@@ -91,14 +104,10 @@ def ensure_calls_index(es: Elasticsearch, alias: str) -> str:
             )
         return existing
     name = versioned_index_name(alias)
-    definition = index_definition()
+    put_index_template(es, alias)
     try:
         es.indices.create(
-            index=name,
-            settings=definition["settings"],
-            mappings=definition["mappings"],
-            aliases={alias: {"is_write_index": True}},
-            wait_for_active_shards="1",
+            index=name, aliases={alias: {"is_write_index": True}}, wait_for_active_shards="1"
         )
     except ApiError as exc:
         # Another loader created it between our check and our create: that is fine.

@@ -22,8 +22,8 @@ from indexer.documents import call_document, call_from_document
 from indexer.errors import ReindexError
 from indexer.index import (
     current_index,
-    index_definition,
     index_schema_version,
+    put_index_template,
     schema_version,
     versioned_index_name,
 )
@@ -111,9 +111,9 @@ def reindex(es: Elasticsearch, alias: str, *, chunk_size: int = 200) -> ReindexR
         raise ReindexError(
             f"{target} exists but the alias is not on it: inspect and delete it first"
         )
-    definition = index_definition()
-    settings = {**definition["settings"]["index"], "refresh_interval": "-1"}
-    es.indices.create(index=target, settings={"index": settings}, mappings=definition["mappings"])
+    put_index_template(es, alias)
+    # Settings and mappings come from the template; only refresh is held off during the load.
+    es.indices.create(index=target, settings={"index": {"refresh_interval": "-1"}})
     try:
         loaded, errors = helpers.bulk(
             es, _documents(es, source, target), chunk_size=chunk_size, raise_on_error=False

@@ -44,6 +44,7 @@ def settings(es: Elasticsearch) -> Iterator[Settings]:
     names = list(es.indices.get(index=f"{alias}-*", expand_wildcards="all"))
     if names:
         es.indices.delete(index=",".join(names))
+    es.options(ignore_status=404).indices.delete_index_template(name=alias)
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from pathlib import Path
 from builders import make_call
 from elasticsearch import Elasticsearch
 
+from indexer.index import versioned_index_name
 from indexer.settings import PROJECT_ROOT, Settings
 from indexer.transcript import write_call_file
 
@@ -60,7 +61,9 @@ def test_reloading_replaces_and_never_duplicates(
     assert "loaded 3, failed 0" in second.stderr
     assert count(es, settings) == 3
     # The alias points at a versioned index created from mappings/.
-    assert list(es.indices.get_alias(name=settings.calls_alias)) == [f"{settings.calls_alias}-v1"]
+    assert list(es.indices.get_alias(name=settings.calls_alias)) == [
+        versioned_index_name(settings.calls_alias)
+    ]
 
 
 def test_bad_files_are_reported_and_the_rest_load(
