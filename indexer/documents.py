@@ -1,11 +1,57 @@
-"""Turning a transcript into the Elasticsearch document of ``mappings/calls.json`` and back."""
+"""Turning a transcript into the Elasticsearch document of ``mappings/calls.json`` and back.
+
+Each utterance's words become *positions*: one per search term (``indexer.text``), and at every
+position the same place holds a token in five fields — the term, its two most likely lemmas
+(``indexer.morphology``), the whole second it starts at and the whole seconds from its end to
+the end of the call. Elasticsearch's interval queries can then combine them position by
+position (a phrase in its word forms, a phrase said within the first 30 s), and the API, which
+rebuilds the same layout from the stored words, finds the exact words a query matched.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from indexer.text import terms_of_words
+from indexer.metrics import call_metrics
+from indexer.morphology import indexed_lemmas
+from indexer.text import Term, terms_of_words
 from indexer.transcript import Call, Utterance, Word
+
+MAX_SECOND = 99_999  # five-digit second tokens: 27 hours, far beyond any call
+DERIVED_FIELDS = ("utterance_count", "metrics", "trackers")
+
+
+def second_token(seconds: float) -> str:
+    """A whole second as a fixed-width token, so that token order is time order."""
+    return f"{min(max(math.floor(seconds), 0), MAX_SECOND):05d}"
+
+
+@dataclass(frozen=True, slots=True)
+class TermLayout:
+    """An utterance's search positions: term ``i`` of every list belongs to position ``i``."""
+
+    terms: list[Term]
+    lemma: list[str]
+    lemma_alt: list[str]
+    start_s: list[str]
+    to_end_s: list[str]
+
+
+def term_layout(
+    texts: Sequence[str], starts: Sequence[float], ends: Sequence[float], duration_s: float
+) -> TermLayout:
+    terms = terms_of_words(texts)
+    lemmas = [indexed_lemmas(term.text) for term in terms]
+    return TermLayout(
+        terms=terms,
+        lemma=[pair[0] for pair in lemmas],
+        lemma_alt=[pair[1] for pair in lemmas],
+        start_s=[second_token(starts[term.first_word]) for term in terms],
+        to_end_s=[second_token(duration_s - ends[term.last_word]) for term in terms],
+    )
 
 
 def locate_words(text: str, words: list[Word]) -> list[tuple[int, int] | None]:
@@ -30,14 +76,19 @@ def locate_words(text: str, words: list[Word]) -> list[tuple[int, int] | None]:
     return spans
 
 
-def utterance_document(index: int, utterance: Utterance) -> dict[str, Any]:
+def utterance_document(index: int, utterance: Utterance, duration_s: float) -> dict[str, Any]:
     spans = locate_words(utterance.text, utterance.words)
     words = []
     for word, span in zip(utterance.words, spans, strict=True):
         entry: dict[str, Any] = word.model_dump(mode="json")
         entry["char_start"], entry["char_end"] = span if span else (None, None)
         words.append(entry)
-    terms = terms_of_words([word.text for word in utterance.words])
+    layout = term_layout(
+        [w.text for w in utterance.words],
+        [w.start for w in utterance.words],
+        [w.end for w in utterance.words],
+        duration_s,
+    )
     return {
         "index": index,
         "speaker": utterance.speaker,
@@ -45,24 +96,32 @@ def utterance_document(index: int, utterance: Utterance) -> dict[str, Any]:
         "start": utterance.start,
         "end": utterance.end,
         "text": utterance.text,
-        "terms": " ".join(term.text for term in terms),
+        "terms": " ".join(term.text for term in layout.terms),
+        "lemma": " ".join(layout.lemma),
+        "lemma_alt": " ".join(layout.lemma_alt),
+        "start_s": " ".join(layout.start_s),
+        "to_end_s": " ".join(layout.to_end_s),
         "words": words,
     }
 
 
-def call_document(call: Call) -> dict[str, Any]:
-    """The document stored for a call; its id is ``call.call_id``."""
+def call_document(call: Call, trackers: Sequence[str] = ()) -> dict[str, Any]:
+    """The document stored for a call (its id is ``call.call_id``), with the ids of the
+    trackers it mentions."""
     document = call.model_dump(mode="json", exclude={"utterances"})
     document["utterance_count"] = len(call.utterances)
+    document["metrics"] = call_metrics(call).model_dump(mode="json")
+    document["trackers"] = sorted(trackers)
     document["utterances"] = [
-        utterance_document(index, utterance) for index, utterance in enumerate(call.utterances)
+        utterance_document(index, utterance, call.duration_s)
+        for index, utterance in enumerate(call.utterances)
     ]
     return document
 
 
 def call_from_document(source: dict[str, Any]) -> Call:
     """The transcript back from a stored document (derived fields dropped)."""
-    data = {key: value for key, value in source.items() if key != "utterance_count"}
+    data = {key: value for key, value in source.items() if key not in DERIVED_FIELDS}
     data["utterances"] = [
         {
             "speaker": utt["speaker"],

@@ -1,0 +1,131 @@
+"""Call metrics, computed from the transcript at index time and stored on the call document.
+
+They are call-level numbers, so Kibana can aggregate them and the API can filter and sort by
+them (nested utterances cannot be aggregated in Kibana). Definitions, all from utterance spans
+(``start``..``end``) and word counts; ``None`` where a metric has nothing to measure:
+
+* ``talk_s_<role>``: seconds during which that role speaks (the union of its utterance spans).
+* ``talk_ratio_manager``: manager talk / (manager talk + client talk).
+* ``silence_s``: seconds of the call in which nobody speaks.
+* ``longest_monologue_s_<role>``: the longest run of that role's consecutive utterances that no
+  other speaker's utterance starts inside, from its first start to its last end.
+* ``interruptions_<role>``: how often that role starts speaking while the other role is speaking.
+* ``wpm_<role>``: words per minute of that role's talk time.
+* ``response_latency_s``: mean delay from the end of a client utterance to the start of the
+  manager utterance that answers it (the next utterance in time order); an answer that starts
+  before the client finished counts as 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from itertools import groupby, pairwise
+
+from pydantic import BaseModel, ConfigDict
+
+from indexer.transcript import Call, Role, Utterance
+
+ROLES = (Role.MANAGER, Role.CLIENT)
+
+
+class CallMetrics(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    talk_s_manager: float
+    talk_s_client: float
+    talk_ratio_manager: float | None
+    silence_s: float
+    longest_monologue_s_manager: float
+    longest_monologue_s_client: float
+    interruptions_manager: int
+    interruptions_client: int
+    wpm_manager: float | None
+    wpm_client: float | None
+    response_latency_s: float | None
+
+
+METRIC_NAMES: tuple[str, ...] = tuple(CallMetrics.model_fields)
+
+
+def _union_length(spans: Iterable[tuple[float, float]]) -> float:
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(spans):
+        if end <= reach:
+            continue
+        total += end - max(start, reach)
+        reach = end
+    return total
+
+
+def _longest_monologue(ordered: Sequence[Utterance], role: Role) -> float:
+    longest = 0.0
+    run_start: float | None = None
+    run_end = 0.0
+    for utterance in ordered:
+        if utterance.role is role:
+            if run_start is None:
+                run_start = utterance.start
+            run_end = max(run_end, utterance.end)
+            longest = max(longest, run_end - run_start)
+        else:
+            run_start, run_end = None, 0.0
+    return longest
+
+
+def _interruptions(ordered: Sequence[Utterance]) -> dict[Role, int]:
+    """Starts inside another role's utterance, in one sweep over utterances ordered by start."""
+    counts = dict.fromkeys(ROLES, 0)
+    # The furthest end of each role's utterances that started strictly earlier.
+    reach = dict.fromkeys(ROLES, float("-inf"))
+    for _, group in groupby(ordered, key=lambda u: u.start):
+        same_start = list(group)
+        for u in same_start:
+            if u.role in counts and any(
+                reach[other] > u.start for other in ROLES if other is not u.role
+            ):
+                counts[u.role] += 1
+        for u in same_start:
+            if u.role in reach:
+                reach[u.role] = max(reach[u.role], u.end)
+    return counts
+
+
+def _response_latency(ordered: Sequence[Utterance]) -> float | None:
+    delays = [
+        max(0.0, answer.start - said.end)
+        for said, answer in pairwise(ordered)
+        if said.role is Role.CLIENT and answer.role is Role.MANAGER
+    ]
+    return sum(delays) / len(delays) if delays else None
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def call_metrics(call: Call) -> CallMetrics:
+    ordered = sorted(call.utterances, key=lambda u: (u.start, u.end))
+    talk = {
+        role: _union_length((u.start, u.end) for u in ordered if u.role is role) for role in ROLES
+    }
+    words = {role: sum(len(u.words) for u in ordered if u.role is role) for role in ROLES}
+    spoken = _union_length((u.start, u.end) for u in ordered)
+    both = talk[Role.MANAGER] + talk[Role.CLIENT]
+    interruptions = _interruptions(ordered)
+
+    def wpm(role: Role) -> float | None:
+        return words[role] / (talk[role] / 60) if talk[role] > 0 else None
+
+    return CallMetrics(
+        talk_s_manager=round(talk[Role.MANAGER], 3),
+        talk_s_client=round(talk[Role.CLIENT], 3),
+        talk_ratio_manager=_rounded(talk[Role.MANAGER] / both if both > 0 else None),
+        silence_s=round(max(0.0, call.duration_s - spoken), 3),
+        longest_monologue_s_manager=round(_longest_monologue(ordered, Role.MANAGER), 3),
+        longest_monologue_s_client=round(_longest_monologue(ordered, Role.CLIENT), 3),
+        interruptions_manager=interruptions[Role.MANAGER],
+        interruptions_client=interruptions[Role.CLIENT],
+        wpm_manager=_rounded(wpm(Role.MANAGER)),
+        wpm_client=_rounded(wpm(Role.CLIENT)),
+        response_latency_s=_rounded(_response_latency(ordered)),
+    )
