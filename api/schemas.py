@@ -7,18 +7,14 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from indexer.metrics import CallMetrics
 from indexer.transcript import AsrInfo, AudioInfo, Client, Direction, Manager, Role
-
-
-class RoleFilter(StrEnum):
-    MANAGER = "manager"
-    CLIENT = "client"
-    ANY = "any"
 
 
 class SortOrder(StrEnum):
     RELEVANCE = "relevance"
     NEWEST = "newest"
+    OLDEST = "oldest"
 
 
 class Hit(BaseModel):
@@ -27,10 +23,13 @@ class Hit(BaseModel):
     utterance_index: int = Field(description="Position of the utterance in the call's dialogue.")
     role: Role
     speaker: str
-    matched: str = Field(description="The word or phrase of the query this hit is for.")
+    matched: str = Field(
+        description="The part of the query this hit is for (a word, phrase, prefix or NEAR)."
+    )
     text: str = Field(description="The whole utterance, for display.")
     spans: list[tuple[int, int]] = Field(
-        description="Character [start, end) ranges of the matched words inside `text`."
+        description="Character [start, end) ranges of the matched words inside `text` "
+        "(two for a NEAR: one per side)."
     )
     start: float = Field(description="Second at which the first matched word starts: seek here.")
     end: float = Field(description="Second at which the last matched word ends.")
@@ -110,6 +109,8 @@ class CallDetail(BaseModel):
     audio: AudioInfo
     asr: AsrInfo
     warnings: list[str]
+    metrics: CallMetrics
+    trackers: list[str] = Field(description="Ids of the trackers the call mentions.")
     utterances: list[UtteranceDetail]
 
 

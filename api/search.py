@@ -1,10 +1,9 @@
-"""Running a search: filters and clauses to an Elasticsearch query, matches back to seconds.
+"""Running a search: a query tree and filters to an Elasticsearch query, matches back to seconds.
 
-Elasticsearch decides which calls match: each clause is a nested query, so a phrase can only
-match inside one utterance (of the chosen role). For every matched utterance it returns the
-stored words; Python then finds each occurrence of the clause's terms among them with the same
-term rules used at index time, which yields the exact words — their character spans and their
-start and end seconds.
+Elasticsearch decides which calls match (``indexer.es_query``). For every utterance a match was
+found in, it returns the stored words; ``indexer.matching`` rebuilds the utterance's positions
+from them with the same rules used at index time and finds each occurrence, which yields the
+exact words — their character spans and their start and end seconds.
 """
 
 from __future__ import annotations
@@ -17,17 +16,18 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from elasticsearch import Elasticsearch, NotFoundError
+from elasticsearch import ApiError, Elasticsearch, NotFoundError
 
-from api.query import Clause
-from api.schemas import CallResult, Hit, RoleFilter, SearchResponse, SortOrder
+from api.schemas import CallResult, Hit, SearchResponse, SortOrder
+from indexer.documents import TermLayout, term_layout
 from indexer.errors import QueryError, SearchBackendError
+from indexer.es_query import CompiledQuery
 from indexer.index import backend_errors
+from indexer.matching import occurrences
+from indexer.query import Match, Node
 from indexer.settings import Settings
-from indexer.text import find_phrase, terms_of_words
 from indexer.transcript import Direction
 
-TERMS_FIELD = "utterances.terms"
 CALL_FIELDS = [
     "call_id",
     "started_at",
@@ -44,8 +44,7 @@ HIT_FIELDS += ["utterances.words"]
 
 @dataclass(frozen=True)
 class SearchRequest:
-    clauses: list[Clause]
-    role: RoleFilter = RoleFilter.ANY
+    tree: Node | None
     manager_id: str | None = None
     client_id: str | None = None
     date_from: datetime | date | None = None
@@ -61,8 +60,7 @@ class SearchRequest:
         """Identifies the query a cursor belongs to (everything but the page position)."""
         key = json.dumps(
             [
-                [c.terms for c in self.clauses],
-                self.role,
+                repr(self.tree),
                 self.manager_id,
                 self.client_id,
                 str(self.date_from),
@@ -112,32 +110,11 @@ def _filters(request: SearchRequest) -> list[dict[str, Any]]:
     return filters
 
 
-def _clause_query(clause: Clause, role: RoleFilter, name: str, hits: int) -> dict[str, Any]:
-    inner: dict[str, Any] = {
-        "bool": {
-            "must": [
-                {
-                    "match_phrase": {
-                        TERMS_FIELD: {"query": " ".join(clause.terms), "analyzer": "whitespace"}
-                    }
-                }
-            ]
-        }
-    }
-    if role is not RoleFilter.ANY:
-        inner["bool"]["filter"] = [{"term": {"utterances.role": role.value}}]
-    return {
-        "nested": {
-            "path": "utterances",
-            "query": inner,
-            "score_mode": "sum",
-            "inner_hits": {"name": name, "size": hits, "_source": HIT_FIELDS},
-        }
-    }
-
-
-def _sort(order: SortOrder) -> list[dict[str, Any]]:
-    first = {"_score": "desc"} if order is SortOrder.RELEVANCE else {"started_at": "desc"}
+def _sort(order: SortOrder, has_query: bool) -> list[dict[str, Any]]:
+    if order is SortOrder.RELEVANCE and has_query:
+        first: dict[str, Any] = {"_score": "desc"}
+    else:
+        first = {"started_at": "asc" if order is SortOrder.OLDEST else "desc"}
     return [first, {"call_id": "asc"}]
 
 
@@ -160,25 +137,28 @@ def decode_cursor(request: SearchRequest, cursor: str) -> list[Any]:
     return after
 
 
-def build_query(request: SearchRequest, max_hits_per_call: int) -> dict[str, Any]:
+def build_query(
+    request: SearchRequest, max_hits_per_call: int
+) -> tuple[dict[str, Any], dict[str, Match]]:
+    """The search body, and the match each named inner hit belongs to."""
+    query: dict[str, Any] = {"bool": {"filter": _filters(request)}}
+    named: dict[str, Match] = {}
+    if request.tree is not None:
+        compiled = CompiledQuery(
+            request.tree, inner_hits={"size": max_hits_per_call, "_source": HIT_FIELDS}
+        )
+        query["bool"]["must"] = [compiled.query]
+        named = compiled.named
     body: dict[str, Any] = {
-        "query": {
-            "bool": {
-                "filter": _filters(request),
-                "must": [
-                    _clause_query(clause, request.role, f"clause{i}", max_hits_per_call)
-                    for i, clause in enumerate(request.clauses)
-                ],
-            }
-        },
-        "sort": _sort(request.sort),
+        "query": query,
+        "sort": _sort(request.sort, request.tree is not None),
         "size": request.size,
         "track_total_hits": True,
         "_source": CALL_FIELDS,
     }
     if request.cursor is not None:
         body["search_after"] = decode_cursor(request, request.cursor)
-    return body
+    return body, named
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:
@@ -190,43 +170,57 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def _occurrences(clause: Clause, utterance: dict[str, Any]) -> list[Hit]:
+def _layout(utterance: dict[str, Any], duration_s: float) -> TermLayout:
     words = utterance["words"]
-    terms = terms_of_words([word["text"] for word in words])
+    return term_layout(
+        [w["text"] for w in words],
+        [w["start"] for w in words],
+        [w["end"] for w in words],
+        duration_s,
+    )
+
+
+def _hits(match: Match, utterance: dict[str, Any], duration_s: float) -> list[Hit]:
+    words = utterance["words"]
+    layout = _layout(utterance, duration_s)
     hits = []
-    for first, last in find_phrase(terms, clause.terms):
-        first_word = words[terms[first].first_word]
-        last_word = words[terms[last].last_word]
+    for found in occurrences(match, layout):
         spans: list[tuple[int, int]] = []
-        if first_word["char_start"] is not None and last_word["char_end"] is not None:
-            spans.append(_trim(utterance["text"], first_word["char_start"], last_word["char_end"]))
+        for first, last in found.parts:
+            start_word = words[layout.terms[first].first_word]
+            end_word = words[layout.terms[last].last_word]
+            if start_word["char_start"] is not None and end_word["char_end"] is not None:
+                spans.append(
+                    _trim(utterance["text"], start_word["char_start"], end_word["char_end"])
+                )
         hits.append(
             Hit(
                 utterance_index=utterance["index"],
                 role=utterance["role"],
                 speaker=utterance["speaker"],
-                matched=clause.typed,
+                matched=match.typed,
                 text=utterance["text"],
                 spans=spans,
-                start=first_word["start"],
-                end=last_word["end"],
+                start=words[layout.terms[found.first].first_word]["start"],
+                end=words[layout.terms[found.last].last_word]["end"],
             )
         )
     return hits
 
 
-def _call_result(document: dict[str, Any], clauses: list[Clause]) -> CallResult:
+def _call_result(document: dict[str, Any], named: dict[str, Match]) -> CallResult:
     hits: list[Hit] = []
-    for i, clause in enumerate(clauses):
-        inner = document.get("inner_hits", {}).get(f"clause{i}", {}).get("hits", {})
+    duration_s = document["_source"]["duration_s"]
+    for name, match in named.items():
+        inner = document.get("inner_hits", {}).get(name, {}).get("hits", {})
         for utterance_hit in inner.get("hits", []):
-            hits.extend(_occurrences(clause, utterance_hit["_source"]))
-    hits.sort(key=lambda hit: (hit.start, hit.utterance_index, hit.end))
+            hits.extend(_hits(match, utterance_hit["_source"], duration_s))
+    hits.sort(key=lambda hit: (hit.start, hit.utterance_index, hit.end, hit.matched))
     return CallResult(**document["_source"], hits=hits)
 
 
 def search_calls(es: Elasticsearch, settings: Settings, request: SearchRequest) -> SearchResponse:
-    body = build_query(request, settings.max_hits_per_call)
+    body, named = build_query(request, settings.max_hits_per_call)
     with backend_errors(settings.es_url):
         try:
             answer = es.search(index=settings.calls_alias, body=body)
@@ -235,6 +229,12 @@ def search_calls(es: Elasticsearch, settings: Settings, request: SearchRequest) 
                 f"the calls index '{settings.calls_alias}' does not exist yet: load transcripts "
                 "first (python -m indexer load)"
             ) from exc
+        except ApiError as exc:
+            if exc.meta.status == 400 and _too_many_terms(exc):
+                raise QueryError(
+                    "a prefix matches too many different words: type more letters before *"
+                ) from exc
+            raise
     documents = answer["hits"]["hits"]
     next_cursor = None
     if len(documents) == request.size:
@@ -242,6 +242,11 @@ def search_calls(es: Elasticsearch, settings: Settings, request: SearchRequest) 
     return SearchResponse(
         total=answer["hits"]["total"]["value"],
         took_ms=answer["took"],
-        calls=[_call_result(document, request.clauses) for document in documents],
+        calls=[_call_result(document, named) for document in documents],
         next_cursor=next_cursor,
     )
+
+
+def _too_many_terms(exc: ApiError) -> bool:
+    text = json.dumps(exc.body, default=str) if exc.body is not None else str(exc)
+    return "too many" in text.lower() or "maxclausecount" in text.lower()

@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     # --- API -----------------------------------------------------------------------------------
     max_page_size: int = Field(default=100, ge=1, le=1000)
     max_query_length: int = Field(default=500, ge=1)
+    max_query_terms: int = Field(
+        default=20, ge=1, description="Most words, phrases and NEARs one query may hold."
+    )
     max_hits_per_call: int = Field(default=50, ge=1, le=100)
     cors_origins: list[str] = Field(default_factory=list)
 

@@ -254,7 +254,7 @@ def test_cursor_from_another_query_is_refused(api: TestClient, index_calls: Load
         ({"q": "a", "date_from": "2026-02-01", "date_to": "2026-01-01"}, "after date_to"),
         ({"q": "a", "cursor": "not-a-cursor"}, "cursor"),
         ({"q": "a" * 5000}, "longer than"),
-        ({}, "q"),
+        ({"q": "a", "mode": "fuzzy"}, "mode"),
     ],
 )
 def test_bad_parameters_get_400_with_a_message(

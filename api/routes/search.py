@@ -6,17 +6,22 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.deps import EsDep, SettingsDep
-from api.query import parse_query
-from api.schemas import Problem, RoleFilter, SearchResponse, SortOrder
+from api.schemas import Problem, SearchResponse, SortOrder
 from api.search import SearchRequest, search_calls
 from indexer.errors import QueryError
+from indexer.query import Mode, RoleFilter, parse_query
 from indexer.transcript import Direction
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
-Q_DESCRIPTION = """Words and "exact phrases". Every word and every phrase must occur in the call,
-each inside one utterance of the chosen `role`. Case, punctuation and ё/е are ignored; numbers
-match however they were written (15000, 15 000, 15,000)."""
+Q_DESCRIPTION = """What was said, in Earshot's query language (docs/query-language.md):
+words and "exact phrases" (all must occur: each inside one utterance), `AND`, `OR`, `NOT`,
+parentheses, roles (`client:"дорого"`, `manager:(скидка OR акция)`), `a NEAR/5 b` (same
+utterance, at most 5 words apart, either order), prefixes (`достав*`) and time windows
+(`manager:"добрый день" WITHIN first 30s`, `... WITHIN last 60s`). AND/OR/NOT hold over the
+whole call: `client:дорого AND NOT manager:скидка` is a call where the manager never said
+"скидка". Case, punctuation and ё/е are ignored; numbers match however they were written
+(15000, 15 000, 15,000). Leave out to list calls by the other filters alone."""
 
 
 @router.get(
@@ -29,18 +34,36 @@ def search(
     es: EsDep,
     settings: SettingsDep,
     q: Annotated[
-        str,
+        str | None,
         Query(
             description=Q_DESCRIPTION,
-            min_length=1,
             openapi_examples={
                 "phrase": {"summary": "exact phrase", "value": '"send me the contract"'},
                 "russian": {"summary": "word and phrase", "value": 'дорого "пришлите договор"'},
+                "role-negative": {
+                    "summary": "client objected, manager offered no discount",
+                    "value": 'client:"дорого" AND NOT manager:скидк*',
+                },
+                "near": {"summary": "two words close together", "value": "цена NEAR/5 дорого"},
+                "window": {
+                    "summary": "greeting in the first 30 seconds",
+                    "value": 'manager:"добрый день" WITHIN first 30s',
+                },
                 "number": {"summary": "a number", "value": "15 000"},
             },
         ),
-    ],
-    role: Annotated[RoleFilter, Query(description="Who must have said it.")] = RoleFilter.ANY,
+    ] = None,
+    role: Annotated[
+        RoleFilter,
+        Query(description="Who must have said it, for every part of `q` that names no role."),
+    ] = RoleFilter.ANY,
+    mode: Annotated[
+        Mode,
+        Query(
+            description="`exact`: the words as said (100% match). `forms`: any word form too "
+            "(цена → цены, цену, ценой; price → prices)."
+        ),
+    ] = Mode.EXACT,
     manager_id: Annotated[str | None, Query(max_length=128)] = None,
     client_id: Annotated[str | None, Query(max_length=128)] = None,
     date_from: Annotated[
@@ -78,9 +101,17 @@ def search(
         and min_duration_s > max_duration_s
     ):
         raise QueryError("min_duration_s is greater than max_duration_s")
+    tree = None
+    if q is not None and q.strip():
+        tree = parse_query(
+            q,
+            role=role,
+            mode=mode,
+            max_length=settings.max_query_length,
+            max_matches=settings.max_query_terms,
+        )
     request = SearchRequest(
-        clauses=parse_query(q, max_length=settings.max_query_length),
-        role=role,
+        tree=tree,
         manager_id=manager_id,
         client_id=client_id,
         date_from=start,

@@ -1,0 +1,135 @@
+"""A query tree (``indexer.query``) as an Elasticsearch query over the calls index.
+
+Each match becomes a ``nested`` query on ``utterances``, so it can only be satisfied inside one
+utterance, with the role as a filter in the same nested query. Inside, an ``intervals`` query
+runs over the aligned position fields of ``mappings/calls.json``:
+
+* a word or phrase: consecutive terms (``match`` with ``max_gaps: 0``);
+* ``mode=forms``: at each position, any lemma of the query word equal to either indexed lemma;
+* a prefix: Lucene's prefix intervals (at most ``max_clause_count`` expansions);
+* ``a NEAR/n b``: both sides unordered, at most ``n`` positions between them;
+* ``WITHIN first|last Ns``: only intervals *containing* a position whose second token lies in
+  range (``start_s`` from the call's start, ``to_end_s`` before its end).
+
+``AND``/``OR``/``NOT`` are ``bool`` queries at the call level, so a negation holds for the whole
+call. Only matches that count positively carry ``inner_hits``: the utterances the API reads hits
+from. Intervals, nested and bool queries are all in Elasticsearch's server module, so the stripped
+test distribution runs exactly what the full one does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from indexer.documents import second_token
+from indexer.morphology import lemmas
+from indexer.query import And, Match, Mode, Near, Node, Not, Pattern, RoleFilter, Window
+
+NESTED_PATH = "utterances"
+TERMS_FIELD = "utterances.terms"
+LEMMA_FIELDS = ("utterances.lemma", "utterances.lemma_alt")
+WINDOW_FIELDS = {"first": "utterances.start_s", "last": "utterances.to_end_s"}
+
+
+def _exact(terms: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "match": {
+            "query": " ".join(terms),
+            "ordered": True,
+            "max_gaps": 0,
+            "analyzer": "whitespace",
+        }
+    }
+
+
+def _forms(term: str) -> dict[str, Any]:
+    rules = [
+        {"match": {"query": lemma, "analyzer": "whitespace", "use_field": field}}
+        for lemma in lemmas(term)
+        for field in LEMMA_FIELDS
+    ]
+    return {"any_of": {"intervals": rules}}
+
+
+def _sequence(rules: list[dict[str, Any]]) -> dict[str, Any]:
+    if len(rules) == 1:
+        return rules[0]
+    return {"all_of": {"intervals": rules, "ordered": True, "max_gaps": 0}}
+
+
+def pattern_rule(pattern: Pattern, mode: Mode) -> dict[str, Any]:
+    words = pattern.terms[:-1] if pattern.prefix else pattern.terms
+    rules: list[dict[str, Any]] = []
+    if words:
+        rules = [_exact(words)] if mode is Mode.EXACT else [_forms(term) for term in words]
+    if pattern.prefix:
+        rules.append({"prefix": {"prefix": pattern.terms[-1], "analyzer": "whitespace"}})
+    return _sequence(rules)
+
+
+def _window_filter(window: Window) -> dict[str, Any]:
+    return {
+        "containing": {
+            "range": {
+                "gte": second_token(0),
+                "lte": second_token(window.seconds - 1),
+                "use_field": WINDOW_FIELDS[window.edge],
+            }
+        }
+    }
+
+
+def match_rule(match: Match) -> dict[str, Any]:
+    """The intervals rule for one match, over ``utterances.terms`` and its aligned fields."""
+    what = match.what
+    if isinstance(what, Near):
+        rule = {
+            "all_of": {
+                "intervals": [
+                    pattern_rule(what.left, match.mode),
+                    pattern_rule(what.right, match.mode),
+                ],
+                "ordered": False,
+                "max_gaps": what.gap,
+            }
+        }
+    else:
+        rule = pattern_rule(what, match.mode)
+    if match.window is None:
+        return rule
+    # ``prefix`` rules take no filter; wrapping in any_of gives it one without changing it.
+    return {"any_of": {"intervals": [rule], "filter": _window_filter(match.window)}}
+
+
+def match_query(match: Match, inner_hits: dict[str, Any] | None = None) -> dict[str, Any]:
+    inner: dict[str, Any] = {"bool": {"must": [{"intervals": {TERMS_FIELD: match_rule(match)}}]}}
+    if match.role is not RoleFilter.ANY:
+        inner["bool"]["filter"] = [{"term": {"utterances.role": match.role.value}}]
+    nested: dict[str, Any] = {"path": NESTED_PATH, "query": inner, "score_mode": "sum"}
+    if inner_hits is not None:
+        nested["inner_hits"] = inner_hits
+    return {"nested": nested}
+
+
+class CompiledQuery:
+    """The Elasticsearch query of a tree, and which match each named inner hit belongs to."""
+
+    def __init__(self, tree: Node, inner_hits: dict[str, Any] | None = None) -> None:
+        self.named: dict[str, Match] = {}
+        self._inner_hits = inner_hits
+        self.query = self._compile(tree, positive=True)
+
+    def _compile(self, node: Node, *, positive: bool) -> dict[str, Any]:
+        if isinstance(node, Match):
+            hits = None
+            if positive and self._inner_hits is not None:
+                name = f"m{len(self.named)}"
+                self.named[name] = node
+                hits = {"name": name, **self._inner_hits}
+            return match_query(node, hits)
+        if isinstance(node, Not):
+            return {"bool": {"must_not": [self._compile(node.item, positive=not positive)]}}
+        items = [self._compile(item, positive=positive) for item in node.items]
+        if isinstance(node, And):
+            return {"bool": {"must": items}}
+        return {"bool": {"should": items, "minimum_should_match": 1}}
