@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from indexer.documents import TermLayout, second_token, term_layout
 from indexer.morphology import lemmas
@@ -48,11 +49,19 @@ def pattern_spans(pattern: Pattern, layout: TermLayout, mode: Mode) -> list[tupl
 
 
 def _near_occurrences(near: Near, layout: TermLayout, mode: Mode) -> list[Occurrence]:
-    """Lucene's unordered intervals: the minimal spans holding one occurrence of each side
-    (they may overlap), kept when the words between them, counted as Lucene counts gaps
-    (span width minus both sides' widths), are at most ``gap``."""
+    """Lucene's unordered intervals under ``max_gaps``, as Elasticsearch runs ``all_of``."""
     lefts = pattern_spans(near.left, layout, mode)
+    if near.left == near.right:
+        # Lucene turns unordered(x, x) into "x twice": each pair of successive occurrences,
+        # gaps counted between them.
+        return [
+            Occurrence(a[0], b[1], (a, b))
+            for a, b in pairwise(lefts)
+            if b[0] - a[1] - 1 <= near.gap
+        ]
     rights = pattern_spans(near.right, layout, mode)
+    # Otherwise the minimal spans holding one occurrence of each side (the sides may overlap),
+    # kept when the gaps — span width minus both sides' widths — are at most ``gap``.
     candidates = {(min(a[0], b[0]), max(a[1], b[1])): (a, b) for a in lefts for b in rights}
     minimal = [
         span

@@ -411,6 +411,31 @@ def _resolve(
     return And(items) if isinstance(node, _RawAnd) else Or(items)
 
 
+def _negation_normal_form(node: Node) -> Node:
+    """NOT pushed down onto matches (De Morgan), so every match is plainly positive or negated:
+    Elasticsearch returns no inner hits from inside a ``must_not``, so a match that counts
+    positively must not sit under one (``NOT (a AND NOT b)`` becomes ``NOT a OR b``)."""
+    if isinstance(node, Match):
+        return node
+    if isinstance(node, Not):
+        inner = node.item
+        if isinstance(inner, Match):
+            return node
+        if isinstance(inner, Not):
+            return _negation_normal_form(inner.item)
+        flipped = [_negation_normal_form(Not(item)) for item in inner.items]
+        return _flat(Or if isinstance(inner, And) else And, flipped)
+    return _flat(type(node), [_negation_normal_form(item) for item in node.items])
+
+
+def _flat(kind: type[And] | type[Or], items: list[Node]) -> Node:
+    """``a AND (b AND c)`` is ``a AND b AND c``."""
+    spliced: list[Node] = []
+    for item in items:
+        spliced.extend(item.items if isinstance(item, kind) else [item])
+    return kind(tuple(spliced))
+
+
 def parse_query(
     text: str,
     *,
@@ -428,7 +453,7 @@ def parse_query(
     parser = _Parser(text)
     if parser.token.kind == "end":
         raise QueryError("query has no searchable words")
-    tree = _resolve(parser.query(), None, None, role, mode)
+    tree = _negation_normal_form(_resolve(parser.query(), None, None, role, mode))
     count = sum(1 for _ in matches(tree))
     if count > max_matches:
         raise QueryError(f"query has more than {max_matches} words, phrases and NEARs")

@@ -1,0 +1,130 @@
+"""Property: for any query of the language, Elasticsearch returns exactly the calls the Python
+matcher (indexer.matching) says match, and a hit for every occurrence of every positive match.
+
+The two are independent implementations of one meaning — Lucene intervals over the indexed
+positions, and Python over the words — and both must agree, because the API trusts Elasticsearch
+for *which* calls match and Python for *where*, and trackers tag calls at load time in Python.
+Transcripts and queries come from a tiny vocabulary (with word forms, case, punctuation and a
+number said in two groups) so that matches, overlaps, repeats and window edges are frequent.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+from builders import make_call
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
+
+from indexer.matching import call_matches, occurrences, role_allows, utterance_layout
+from indexer.query import Mode, matches, parse_query
+from indexer.transcript import Call
+
+SPOKEN = ["Цена", "цены,", "цену", "дорого!", "дорогой", "скидка", "price", "prices.", "да", "15"]
+SPOKEN += ["000", "нет"]
+TYPED = ["цена", "цены", "дорого", "скидка", "price", "да", "нет", "15 000"]
+PREFIXES = ["цен*", "дор*", "pri*", "ск*"]
+example_counter = itertools.count()
+
+utterance_st = st.tuples(
+    st.sampled_from(["manager", "client"]),
+    st.lists(st.sampled_from(SPOKEN), min_size=1, max_size=8),
+)
+call_st = st.lists(utterance_st, min_size=1, max_size=4)
+
+pattern_st = st.one_of(
+    st.sampled_from(TYPED),
+    st.sampled_from(PREFIXES),
+    st.lists(st.sampled_from(TYPED), min_size=2, max_size=3).map(lambda w: f'"{" ".join(w)}"'),
+)
+near_st = st.builds(
+    lambda left, gap, right: f"{left} NEAR/{gap} {right}",
+    pattern_st,
+    st.integers(0, 3),
+    pattern_st,
+)
+match_st = st.builds(
+    lambda role, what, window: f"{role}{what}{window}",
+    st.sampled_from(["", "client:", "manager:"]),
+    st.one_of(pattern_st, near_st),
+    st.sampled_from(["", "", " WITHIN first 2s", " WITHIN first 4s", " WITHIN last 3s"]),
+)
+query_st = st.recursive(
+    match_st,
+    lambda inner: st.one_of(
+        st.builds(lambda a, b: f"({a} AND {b})", inner, inner),
+        st.builds(lambda a, b: f"({a} OR {b})", inner, inner),
+        inner.map(lambda a: f"NOT {a}"),
+    ),
+    max_leaves=4,
+)
+
+
+def expected_hits(calls: list[Call], query: str, mode: Mode) -> set[tuple[str, int, float, float]]:
+    tree = parse_query(query, mode=mode)
+    found = set()
+    for call in calls:
+        if not call_matches(tree, call):
+            continue
+        for match, positive in matches(tree):
+            if not positive:
+                continue
+            for index, utterance in enumerate(call.utterances):
+                if not role_allows(match, utterance.role.value):
+                    continue
+                layout = utterance_layout(utterance, call.duration_s)
+                for found_at in occurrences(match, layout):
+                    words = utterance.words
+                    start = words[layout.terms[found_at.first].first_word].start
+                    end = words[layout.terms[found_at.last].last_word].end
+                    found.add((call.call_id, index, start, end))
+    return found
+
+
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    generated=st.lists(call_st, min_size=1, max_size=4),
+    query=query_st,
+    mode=st.sampled_from([Mode.EXACT, Mode.FORMS]),
+)
+def test_elasticsearch_and_python_agree_on_every_query(
+    api: TestClient,
+    index_calls: Callable[..., None],
+    generated: list[list[tuple[str, list[str]]]],
+    query: str,
+    mode: Mode,
+) -> None:
+    manager = f"m-{next(example_counter)}"
+    calls = [
+        make_call(
+            f"{manager}-c{n}",
+            [(who, " ".join(words)) for who, words in turns],
+            manager_id=manager,
+        )
+        for n, turns in enumerate(generated)
+    ]
+    index_calls(*calls)
+    note(f"query={query!r} mode={mode} calls={generated!r}")
+
+    params: dict[str, Any] = {"q": query, "mode": mode.value, "manager_id": manager, "size": 10}
+    response = api.get("/v1/search", params=params)
+    assert response.status_code == 200, response.text
+    body = response.json()
+
+    tree = parse_query(query, mode=mode)
+    want_calls = {call.call_id for call in calls if call_matches(tree, call)}
+    assert {call["call_id"] for call in body["calls"]} == want_calls
+    assert body["total"] == len(want_calls)
+    got_hits = {
+        (call["call_id"], hit["utterance_index"], hit["start"], hit["end"])
+        for call in body["calls"]
+        for hit in call["hits"]
+    }
+    assert got_hits == expected_hits(calls, query, mode)
