@@ -230,7 +230,7 @@ def search_calls(es: Elasticsearch, settings: Settings, request: SearchRequest) 
                 "first (python -m indexer load)"
             ) from exc
         except ApiError as exc:
-            if exc.meta.status == 400 and _too_many_terms(exc):
+            if _too_many_terms(exc):
                 raise QueryError(
                     "a prefix matches too many different words: type more letters before *"
                 ) from exc
@@ -248,5 +248,7 @@ def search_calls(es: Elasticsearch, settings: Settings, request: SearchRequest) 
 
 
 def _too_many_terms(exc: ApiError) -> bool:
+    """Lucene refuses a prefix that expands to more terms than it allows (16384 in 9.x); the
+    search then fails as a whole, with a 500."""
     text = json.dumps(exc.body, default=str) if exc.body is not None else str(exc)
-    return "too many" in text.lower() or "maxclausecount" in text.lower()
+    return "expanded to too many terms" in text or "too_many_clauses" in text
