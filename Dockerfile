@@ -1,12 +1,21 @@
-# The search API (and the loader) without the transcription stack: small and CPU-only.
+# The search API, the loader and the Kibana importer, without the transcription stack: small and
+# CPU-only. compose.yaml runs it as the api, load-samples and kibana-import services.
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY indexer ./indexer
 COPY api ./api
+RUN pip install --no-cache-dir .
 COPY mappings ./mappings
 COPY samples ./samples
-RUN pip install --no-cache-dir .
-ENV ES_URL=http://elasticsearch:9200
+COPY kibana ./kibana
+COPY scripts/kibana-import ./scripts/
+# Run from the checkout's layout (PROJECT_ROOT = /app), so mappings/ and samples/ are found.
+ENV PYTHONPATH=/app \
+    ES_URL=http://elasticsearch:9200 \
+    EARSHOT_STORE_DIR=/data/store
+RUN useradd --system --uid 10001 --home-dir /app earshot \
+    && mkdir -p /data/store && chown earshot /data/store
+USER earshot
 EXPOSE 8000
 CMD ["uvicorn", "--factory", "api.main:create_app", "--host", "0.0.0.0", "--port", "8000"]
