@@ -44,6 +44,12 @@ class CallResult(BaseModel):
     manager: Manager
     client: Client
     audio: AudioInfo
+    metrics: CallMetrics | None = Field(
+        default=None, description="Call metrics (indexer/metrics.py); filter and sort by them."
+    )
+    trackers: list[str] = Field(
+        default_factory=list, description="Ids of the trackers the call mentions."
+    )
     hits: list[Hit] = Field(description="Every matched place in the call, in time order.")
 
 

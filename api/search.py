@@ -4,6 +4,11 @@ Elasticsearch decides which calls match (``indexer.es_query``). For every uttera
 found in, it returns the stored words; ``indexer.matching`` rebuilds the utterance's positions
 from them with the same rules used at index time and finds each occurrence, which yields the
 exact words — their character spans and their start and end seconds.
+
+Call metrics (``indexer.metrics``) filter and sort the calls: ``talk_ratio_manager>0.7`` is a
+range query on the stored ``metrics.talk_ratio_manager``; a metric sort puts calls without that
+metric (e.g. no client speech) last in either direction, then orders by call id so pages never
+overlap.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import base64
 import binascii
 import hashlib
 import json
+import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -20,10 +27,11 @@ from elasticsearch import ApiError, Elasticsearch, NotFoundError
 
 from api.schemas import CallResult, Hit, SearchResponse, SortOrder
 from indexer.documents import TermLayout, term_layout
-from indexer.errors import QueryError, SearchBackendError
+from indexer.errors import QueryError, SearchBackendError, SearchTimeoutError
 from indexer.es_query import CompiledQuery
 from indexer.index import backend_errors
 from indexer.matching import occurrences
+from indexer.metrics import METRIC_NAMES
 from indexer.query import Match, Node
 from indexer.settings import Settings
 from indexer.transcript import Direction
@@ -37,9 +45,84 @@ CALL_FIELDS = [
     "manager",
     "client",
     "audio",
+    "metrics",
+    "trackers",
 ]
 HIT_FIELDS = ["utterances.index", "utterances.role", "utterances.speaker", "utterances.text"]
 HIT_FIELDS += ["utterances.words"]
+
+
+METRIC_OPERATORS = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
+_METRIC_FILTER = re.compile(r"^\s*([A-Za-z_]+)\s*(>=|<=|>|<)\s*(\S+)\s*$")
+_METRIC_SORT = re.compile(r"^([A-Za-z_]+):(asc|desc)$")
+
+
+@dataclass(frozen=True)
+class MetricFilter:
+    """``talk_ratio_manager>0.7``: calls whose stored metric compares so with the value."""
+
+    name: str
+    operator: str  # one of METRIC_OPERATORS
+    value: float
+
+
+@dataclass(frozen=True)
+class MetricSort:
+    """``talk_ratio_manager:desc``: calls ordered by a metric."""
+
+    name: str
+    descending: bool
+
+
+def _metric_name(name: str, where: str) -> str:
+    if name not in METRIC_NAMES:
+        raise QueryError(f"{where}: unknown metric '{name}'; metrics: {', '.join(METRIC_NAMES)}")
+    return name
+
+
+def parse_metric_filter(text: str) -> MetricFilter:
+    found = _METRIC_FILTER.match(text)
+    if not found:
+        raise QueryError(
+            f"metric: expected <name><operator><number> with operator >, >=, < or <=, e.g. "
+            f"talk_ratio_manager>0.7; got '{text[:100]}'"
+        )
+    name, operator, number = found.groups()
+    try:
+        value = float(number)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise QueryError(f"metric: '{number[:50]}' is not a number (write 0.7, not 0,7)")
+    return MetricFilter(_metric_name(name, "metric"), operator, value)
+
+
+def parse_sort(text: str) -> SortOrder | MetricSort:
+    """``relevance``, ``newest``, ``oldest``, or ``<metric>:asc`` / ``<metric>:desc``."""
+    if text in SortOrder.__members__.values():
+        return SortOrder(text)
+    found = _METRIC_SORT.match(text)
+    if not found:
+        named = ", ".join(order.value for order in SortOrder)
+        raise QueryError(
+            f"sort: expected {named} or <metric>:asc|desc (e.g. talk_ratio_manager:desc); "
+            f"got '{text[:100]}'"
+        )
+    return MetricSort(_metric_name(found.group(1), "sort"), found.group(2) == "desc")
+
+
+def parse_date_param(name: str, value: str | None) -> datetime | date | None:
+    """A bare date stays a date (it means the whole day); anything else must be a date-time."""
+    if value is None:
+        return None
+    try:
+        if len(value) == len("2026-01-31"):
+            return date.fromisoformat(value)
+        return datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise QueryError(
+            f"{name}: expected a date (2026-03-01) or date-time, got '{value[:100]}'"
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -52,7 +135,8 @@ class SearchRequest:
     direction: Direction | None = None
     min_duration_s: float | None = None
     max_duration_s: float | None = None
-    sort: SortOrder = SortOrder.RELEVANCE
+    sort: SortOrder | MetricSort = SortOrder.RELEVANCE
+    metrics: tuple[MetricFilter, ...] = ()
     size: int = 20
     cursor: str | None = None
 
@@ -68,7 +152,8 @@ class SearchRequest:
                 self.direction,
                 self.min_duration_s,
                 self.max_duration_s,
-                self.sort,
+                repr(self.sort),
+                repr(self.metrics),
             ],
             default=str,
         )
@@ -107,12 +192,19 @@ def _filters(request: SearchRequest) -> list[dict[str, Any]]:
         duration["lte"] = request.max_duration_s
     if duration:
         filters.append({"range": {"duration_s": duration}})
+    for metric in request.metrics:
+        filters.append(
+            {"range": {f"metrics.{metric.name}": {METRIC_OPERATORS[metric.operator]: metric.value}}}
+        )
     return filters
 
 
-def _sort(order: SortOrder, has_query: bool) -> list[dict[str, Any]]:
-    if order is SortOrder.RELEVANCE and has_query:
-        first: dict[str, Any] = {"_score": "desc"}
+def _sort(order: SortOrder | MetricSort, has_query: bool) -> list[dict[str, Any]]:
+    if isinstance(order, MetricSort):
+        direction = "desc" if order.descending else "asc"
+        first: dict[str, Any] = {f"metrics.{order.name}": {"order": direction, "missing": "_last"}}
+    elif order is SortOrder.RELEVANCE and has_query:
+        first = {"_score": "desc"}
     else:
         first = {"started_at": "asc" if order is SortOrder.OLDEST else "desc"}
     return [first, {"call_id": "asc"}]
@@ -223,7 +315,13 @@ def search_calls(es: Elasticsearch, settings: Settings, request: SearchRequest) 
     body, named = build_query(request, settings.max_hits_per_call)
     with backend_errors(settings.es_url):
         try:
-            answer = es.search(index=settings.calls_alias, body=body)
+            answer = es.search(
+                index=settings.calls_alias,
+                # The cluster's time budget. A search that runs out of it would be partial: it
+                # is refused below (504), never shown as a page — exact means exact.
+                body={**body, "timeout": f"{round(settings.es_search_timeout_s * 1000)}ms"},
+                allow_partial_search_results=False,
+            )
         except NotFoundError as exc:
             raise SearchBackendError(
                 f"the calls index '{settings.calls_alias}' does not exist yet: load transcripts "
@@ -235,6 +333,10 @@ def search_calls(es: Elasticsearch, settings: Settings, request: SearchRequest) 
                     "a prefix matches too many different words: type more letters before *"
                 ) from exc
             raise
+    if answer.get("timed_out"):
+        raise SearchTimeoutError(
+            f"the search ran past {settings.es_search_timeout_s:g} s: narrow the query or filters"
+        )
     documents = answer["hits"]["hits"]
     next_cursor = None
     if len(documents) == request.size:

@@ -3,9 +3,13 @@
     EarshotError
     ├── TranscriptError        a transcript file or record does not match the contract
     ├── SearchBackendError     Elasticsearch cannot be reached or refused a request
+    │   └── SearchTimeoutError Elasticsearch did not answer in time
     ├── IndexVersionError      the calls index was built by an older mapping: reindex first
     ├── ReindexError           a new index version failed a check; the alias was not moved
+    ├── CallNotFoundError      no call with that id in the index or the transcript store
     ├── QueryError             a search query the user typed cannot be understood
+    ├── TrackerNotFoundError   no tracker with that id
+    ├── TrackerConflictError   a tracker with that id exists, or there are as many as allowed
     └── AudioError             a recording cannot be decoded or is unusable
 
 Callers catch the branch they can handle; the CLI and the API turn each into a clear message
@@ -31,6 +35,10 @@ class SearchBackendError(EarshotError):
     """Elasticsearch is unreachable, or answered with an error we cannot recover from."""
 
 
+class SearchTimeoutError(SearchBackendError):
+    """Elasticsearch ran out of its time budget (the API answers 504, never a partial page)."""
+
+
 class IndexVersionError(EarshotError):
     """Writing into an index of another schema version would be refused document by document."""
 
@@ -39,12 +47,30 @@ class ReindexError(EarshotError):
     """The new index failed a check; the alias was left untouched."""
 
 
+class CallNotFoundError(EarshotError):
+    """A call id that neither the index nor the transcript store holds (e.g. for a delete)."""
+
+    def __init__(self, call_id: str) -> None:
+        self.call_id = call_id
+        super().__init__(f"no call with id '{call_id}'")
+
+
 class QueryError(EarshotError):
     def __init__(self, message: str, position: int | None = None) -> None:
         self.message = message
         self.position = position
         where = f" at position {position}" if position is not None else ""
         super().__init__(f"{message}{where}")
+
+
+class TrackerNotFoundError(EarshotError):
+    def __init__(self, tracker_id: str) -> None:
+        self.tracker_id = tracker_id
+        super().__init__(f"no tracker with id '{tracker_id}'")
+
+
+class TrackerConflictError(EarshotError):
+    """Creating the tracker would clash with the stored ones (its id, or their number)."""
 
 
 class AudioError(EarshotError):

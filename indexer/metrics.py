@@ -2,24 +2,35 @@
 
 They are call-level numbers, so Kibana can aggregate them and the API can filter and sort by
 them (nested utterances cannot be aggregated in Kibana). Definitions, all from utterance spans
-(``start``..``end``) and word counts; ``None`` where a metric has nothing to measure:
+(``start``..``end``) and word counts, with utterances taken in time order (by start, then end);
+``None`` where a metric has nothing to measure. ``<role>`` is ``manager`` or ``client``;
+utterances of an unknown role count only towards silence and break runs.
 
-* ``talk_s_<role>``: seconds during which that role speaks (the union of its utterance spans).
-* ``talk_ratio_manager``: manager talk / (manager talk + client talk).
-* ``silence_s``: seconds of the call in which nobody speaks.
-* ``longest_monologue_s_<role>``: the longest run of that role's consecutive utterances that no
-  other speaker's utterance starts inside, from its first start to its last end.
-* ``interruptions_<role>``: how often that role starts speaking while the other role is speaking.
-* ``wpm_<role>``: words per minute of that role's talk time.
-* ``response_latency_s``: mean delay from the end of a client utterance to the start of the
-  manager utterance that answers it (the next utterance in time order); an answer that starts
-  before the client finished counts as 0.
+* ``talk_s_<role>``: seconds during which that role speaks (the union of its utterance spans, so
+  overlapping utterances of one role count once).
+* ``talk_ratio_manager``: manager talk / (manager talk + client talk); ``None`` when neither talks.
+* ``silence_s``: seconds of the call in which nobody speaks (the duration minus the union of all
+  utterance spans).
+* ``longest_monologue_s_<role>``: the longest *run* — utterances of that role one after another
+  in time order, with no utterance of anyone else starting between them — from its first start
+  to its last end (pauses inside a run count: the other side stayed silent). A backchannel
+  ("ага") of the other side that starts during the run ends it.
+* ``interruptions_<role>``: how many of that role's utterances start while the other role is
+  speaking (strictly inside another-role utterance; starting at the same instant, or exactly as
+  the other ends, is not an interruption).
+* ``wpm_<role>``: that role's words per minute of its talk time; ``None`` when it never talks.
+* ``response_latency_s``: the mean time the manager takes to answer the client. An answer is a
+  manager utterance that comes right after a client utterance in time order when the client held
+  the floor — the manager was not still speaking when the client stopped (a client backchannel
+  inside manager speech is no question to answer). Its latency runs from the end of the client's
+  speech so far to the manager's start, and is 0 when the manager starts before the client
+  stops. ``None`` when there are no answers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from itertools import groupby, pairwise
+from itertools import groupby
 
 from pydantic import BaseModel, ConfigDict
 
@@ -91,11 +102,21 @@ def _interruptions(ordered: Sequence[Utterance]) -> dict[Role, int]:
 
 
 def _response_latency(ordered: Sequence[Utterance]) -> float | None:
-    delays = [
-        max(0.0, answer.start - said.end)
-        for said, answer in pairwise(ordered)
-        if said.role is Role.CLIENT and answer.role is Role.MANAGER
-    ]
+    delays: list[float] = []
+    # The furthest end of each role's utterances before the current one.
+    reach = dict.fromkeys(ROLES, float("-inf"))
+    previous: Utterance | None = None
+    for utterance in ordered:
+        if (
+            previous is not None
+            and previous.role is Role.CLIENT
+            and utterance.role is Role.MANAGER
+            and reach[Role.MANAGER] < reach[Role.CLIENT]
+        ):
+            delays.append(max(0.0, utterance.start - reach[Role.CLIENT]))
+        if utterance.role in reach:
+            reach[utterance.role] = max(reach[utterance.role], utterance.end)
+        previous = utterance
     return sum(delays) / len(delays) if delays else None
 
 

@@ -7,14 +7,17 @@ shared with the scripts and compose.yaml.
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Shorter keys can be guessed; a generated key (openssl rand -hex 32) is far longer.
+MIN_API_KEY_LENGTH = 16
 
 
 class Settings(BaseSettings):
@@ -24,6 +27,8 @@ class Settings(BaseSettings):
         extra="ignore",
         frozen=True,
         populate_by_name=True,
+        # A bad value is named by its setting, never echoed: it may be an API key.
+        hide_input_in_errors=True,
     )
 
     # --- Elasticsearch -----------------------------------------------------------------------
@@ -40,6 +45,34 @@ class Settings(BaseSettings):
 
     # --- Loader --------------------------------------------------------------------------------
     bulk_chunk_size: int = Field(default=200, ge=1)
+
+    # --- Transcript store and ingest ------------------------------------------------------------
+    store_dir: Path | None = Field(
+        default=PROJECT_ROOT / ".cache" / "store",
+        description=(
+            "The transcript store, the source of truth reindex builds from: one canonical "
+            "<call_id>.json per call under <store_dir>/<calls_alias>/. Empty: no store."
+        ),
+    )
+    es_retry_deadline_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="How long a load keeps retrying one batch while Elasticsearch is down.",
+    )
+    es_retry_max_backoff_s: float = Field(
+        default=30.0, gt=0, description="Longest pause between two retries of a batch."
+    )
+    bulk_request_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="Timeout of one bulk request (a batch of calls takes longer than a search).",
+    )
+
+    @field_validator("store_dir", mode="before")
+    @classmethod
+    def _empty_store_dir_is_none(cls, value: object) -> object:
+        # EARSHOT_STORE_DIR= (empty) switches the store off.
+        return None if isinstance(value, str) and not value.strip() else value
 
     # --- Transcription -----------------------------------------------------------------------
     asr_model_dir: Path = Field(
@@ -60,6 +93,9 @@ class Settings(BaseSettings):
     asr_threads: int = Field(default=0, ge=0, description="CPU threads for decoding; 0: all cores.")
     asr_chunk_s: float = Field(
         default=30.0, gt=0, le=30, description="Longest VAD chunk handed to Whisper in one window."
+    )
+    asr_beam_size: int = Field(
+        default=5, ge=1, le=10, description="Whisper beam width; 1 is greedy decoding."
     )
     asr_max_pause_s: float = Field(
         default=0.8, gt=0, description="A silence this long between words ends an utterance."
@@ -100,7 +136,72 @@ class Settings(BaseSettings):
         default=20, ge=1, description="Most words, phrases and NEARs one query may hold."
     )
     max_hits_per_call: int = Field(default=50, ge=1, le=100)
-    cors_origins: list[str] = Field(default_factory=list)
+    max_metric_filters: int = Field(
+        default=20, ge=1, description="Most `metric=` filters one search may hold."
+    )
+    export_max_calls: int = Field(
+        default=10_000,
+        ge=1,
+        description="Most calls one CSV export (GET /v1/search.csv) streams; past it the file "
+        "ends with a line saying it was cut.",
+    )
+    max_trackers: int = Field(
+        default=200,
+        ge=1,
+        description="Most trackers that may exist (each one is matched against every call loaded).",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Browser origins allowed to call the API (JSON list or comma-separated).",
+    )
+    # Keys: a JSON list or comma-separated. No key in either list leaves the API open (the local
+    # default of scripts/run); production must set them. An admin key can also read.
+    api_keys_read: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, description="Keys that may search and read calls."
+    )
+    api_keys_admin: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, description="Keys that may also write: trackers, call deletion."
+    )
+    audio_root: Path | None = Field(
+        default=None,
+        description="The only directory recordings are served from (GET /v1/calls/{id}/audio); "
+        "unset: audio is not served.",
+    )
+    es_search_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Time Elasticsearch gets for one search; past it the API answers 504, never "
+        "a partial page. Keep it below es_request_timeout_s.",
+    )
+    max_url_length: int = Field(
+        default=8192, ge=256, description="Longest path plus query string accepted (else 414)."
+    )
+    max_request_body_bytes: int = Field(
+        default=1_048_576, ge=0, description="Largest request body accepted (else 413)."
+    )
+
+    @field_validator("cors_origins", "api_keys_read", "api_keys_admin", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        """From the environment: a JSON list, or items separated by commas."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                parsed: object = json.loads(text)
+            except ValueError:
+                # Not repeated in the message: the text may hold a key.
+                raise ValueError("not a valid JSON list") from None
+            return parsed
+        return [item.strip() for item in text.split(",") if item.strip()]
+
+    @field_validator("api_keys_read", "api_keys_admin")
+    @classmethod
+    def _long_enough(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        if any(len(key.get_secret_value()) < MIN_API_KEY_LENGTH for key in keys):
+            raise ValueError(f"every API key must be at least {MIN_API_KEY_LENGTH} characters")
+        return keys
 
 
 @lru_cache(maxsize=1)

@@ -1,15 +1,27 @@
+"""``GET /v1/search``. Its parameters (all but ``size`` and ``cursor``) are one dependency,
+``search_request``, shared with the CSV export (``api/routes/export.py``)."""
+
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from api.deps import EsDep, SettingsDep
-from api.schemas import Problem, SearchResponse, SortOrder
-from api.search import SearchRequest, search_calls
+from api.schemas import Problem, SearchResponse
+from api.search import (
+    SearchRequest,
+    parse_date_param,
+    parse_metric_filter,
+    parse_sort,
+    search_calls,
+)
 from indexer.errors import QueryError
-from indexer.query import Mode, RoleFilter, parse_query
+from indexer.metrics import METRIC_NAMES
+from indexer.query import Mode, Node, RoleFilter, parse_query
+from indexer.settings import Settings
 from indexer.transcript import Direction
 
 router = APIRouter(prefix="/v1", tags=["search"])
@@ -24,14 +36,17 @@ whole call: `client:дорого AND NOT manager:скидка` is a call where t
 (15000, 15 000, 15,000). Leave out to list calls by the other filters alone."""
 
 
-@router.get(
-    "/search",
-    response_model=SearchResponse,
-    responses={400: {"model": Problem}, 503: {"model": Problem}},
-    summary="Find calls by what was said, with the second each match was said at",
-)
-def search(
-    es: EsDep,
+METRIC_DESCRIPTION = f"""Only calls whose call metric compares so: `<metric><op><number>`
+with `>`, `>=`, `<` or `<=`, e.g. `talk_ratio_manager>0.7`. Repeat to combine (all must hold).
+A call without that metric (e.g. no client speech for `wpm_client`) never passes. Metrics:
+{", ".join(f"`{name}`" for name in METRIC_NAMES)} (defined in indexer/metrics.py)."""
+
+SORT_DESCRIPTION = """`relevance` (most mentions first; newest without `q`), `newest`,
+`oldest`, or a call metric with a direction: `<metric>:desc` / `<metric>:asc`, e.g.
+`talk_ratio_manager:desc`. Calls without the metric come last either way; ties go by call id."""
+
+
+def search_request(
     settings: SettingsDep,
     q: Annotated[
         str | None,
@@ -84,15 +99,33 @@ def search(
     direction: Direction | None = None,
     min_duration_s: Annotated[float | None, Query(ge=0)] = None,
     max_duration_s: Annotated[float | None, Query(ge=0)] = None,
-    sort: SortOrder = SortOrder.RELEVANCE,
-    size: Annotated[int, Query(ge=1, description="Calls per page.")] = 20,
-    cursor: Annotated[
-        str | None, Query(max_length=2048, description="`next_cursor` of the previous page.")
+    metric: Annotated[
+        list[str] | None,
+        Query(
+            max_length=200,
+            description=METRIC_DESCRIPTION,
+            openapi_examples={
+                "talkative": {"summary": "manager talks most", "value": ["talk_ratio_manager>0.7"]},
+                "slow": {"summary": "slow answers", "value": ["response_latency_s>=2"]},
+            },
+        ),
     ] = None,
-) -> SearchResponse:
-    if size > settings.max_page_size:
-        raise QueryError(f"size must be at most {settings.max_page_size}")
-    start, end = _instant("date_from", date_from), _instant("date_to", date_to)
+    sort: Annotated[
+        str,
+        Query(
+            max_length=100,
+            description=SORT_DESCRIPTION,
+            openapi_examples={
+                "relevance": {"summary": "most mentions first", "value": "relevance"},
+                "newest": {"summary": "newest first", "value": "newest"},
+                "metric": {"summary": "by a call metric", "value": "talk_ratio_manager:desc"},
+            },
+        ),
+    ] = "relevance",
+) -> SearchRequest:
+    """Every search parameter but the page (``size``, ``cursor``), checked and parsed."""
+    start = parse_date_param("date_from", date_from)
+    end = parse_date_param("date_to", date_to)
     if start and end and _as_date(start) > _as_date(end):
         raise QueryError("date_from is after date_to")
     if (
@@ -101,17 +134,11 @@ def search(
         and min_duration_s > max_duration_s
     ):
         raise QueryError("min_duration_s is greater than max_duration_s")
-    tree = None
-    if q is not None and q.strip():
-        tree = parse_query(
-            q,
-            role=role,
-            mode=mode,
-            max_length=settings.max_query_length,
-            max_matches=settings.max_query_terms,
-        )
-    request = SearchRequest(
-        tree=tree,
+    metrics = metric or []
+    if len(metrics) > settings.max_metric_filters:
+        raise QueryError(f"metric: at most {settings.max_metric_filters} metric filters")
+    return SearchRequest(
+        tree=_tree(q, role, mode, settings),
         manager_id=manager_id,
         client_id=client_id,
         date_from=start,
@@ -119,25 +146,44 @@ def search(
         direction=direction,
         min_duration_s=min_duration_s,
         max_duration_s=max_duration_s,
-        sort=sort,
-        size=size,
-        cursor=cursor,
+        sort=parse_sort(sort),
+        metrics=tuple(parse_metric_filter(text) for text in metrics),
     )
-    return search_calls(es, settings, request)
 
 
-def _instant(name: str, value: str | None) -> datetime | date | None:
-    """A bare date stays a date (it means the whole day); anything else must be a date-time."""
-    if value is None:
+SearchRequestDep = Annotated[SearchRequest, Depends(search_request)]
+
+
+@router.get(
+    "/search",
+    response_model=SearchResponse,
+    responses={400: {"model": Problem}, 503: {"model": Problem}},
+    summary="Find calls by what was said, with the second each match was said at",
+)
+def search(
+    es: EsDep,
+    settings: SettingsDep,
+    request: SearchRequestDep,
+    size: Annotated[int, Query(ge=1, description="Calls per page.")] = 20,
+    cursor: Annotated[
+        str | None, Query(max_length=2048, description="`next_cursor` of the previous page.")
+    ] = None,
+) -> SearchResponse:
+    if size > settings.max_page_size:
+        raise QueryError(f"size must be at most {settings.max_page_size}")
+    return search_calls(es, settings, replace(request, size=size, cursor=cursor))
+
+
+def _tree(q: str | None, role: RoleFilter, mode: Mode, settings: Settings) -> Node | None:
+    if q is None or not q.strip():
         return None
-    try:
-        if len(value) == len("2026-01-31"):
-            return date.fromisoformat(value)
-        return datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise QueryError(
-            f"{name}: expected a date (2026-03-01) or date-time, got '{value}'"
-        ) from exc
+    return parse_query(
+        q,
+        role=role,
+        mode=mode,
+        max_length=settings.max_query_length,
+        max_matches=settings.max_query_terms,
+    )
 
 
 def _as_date(value: datetime | date) -> date:
