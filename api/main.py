@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api.errors import install_error_handlers
-from api.routes import calls, health, search
+from api.routes import calls, export, health, search, trackers
 from indexer.index import connect
 from indexer.settings import Settings, get_settings
 
@@ -40,6 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     install_error_handlers(app)
     app.include_router(search.router)
+    app.include_router(export.router)
+    app.include_router(trackers.router)
     app.include_router(calls.router)
     app.include_router(health.router)
     return app

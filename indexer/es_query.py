@@ -101,11 +101,21 @@ def match_rule(match: Match) -> dict[str, Any]:
     return {"any_of": {"intervals": [rule], "filter": _window_filter(match.window)}}
 
 
-def match_query(match: Match, inner_hits: dict[str, Any] | None = None) -> dict[str, Any]:
+def utterance_query(match: Match) -> dict[str, Any]:
+    """What one utterance must satisfy for the match: the query *inside* the nested query, for
+    use where Elasticsearch already works on utterances (a ``nested`` aggregation's filter)."""
     inner: dict[str, Any] = {"bool": {"must": [{"intervals": {TERMS_FIELD: match_rule(match)}}]}}
     if match.role is not RoleFilter.ANY:
         inner["bool"]["filter"] = [{"term": {"utterances.role": match.role.value}}]
-    nested: dict[str, Any] = {"path": NESTED_PATH, "query": inner, "score_mode": "sum"}
+    return inner
+
+
+def match_query(match: Match, inner_hits: dict[str, Any] | None = None) -> dict[str, Any]:
+    nested: dict[str, Any] = {
+        "path": NESTED_PATH,
+        "query": utterance_query(match),
+        "score_mode": "sum",
+    }
     if inner_hits is not None:
         nested["inner_hits"] = inner_hits
     return {"nested": nested}
