@@ -1,7 +1,9 @@
 """``python -m indexer``: the commands engineers run.
 
     load PATH...        load transcript files, directories or JSON Lines into Elasticsearch
-    reindex             move the calls alias to a new index built by the current mapping
+    reindex             move the calls alias to a new index built by the current code;
+                        --rollback, --prune [--all]
+    delete CALL_ID...   delete calls for good (consent withdrawn): index, store, tombstone
     schema              print the transcript JSON Schema (the file in mappings/ is this output)
     transcribe, ingest  see indexer/asr/cli.py
 
@@ -16,12 +18,16 @@ import json
 import sys
 from pathlib import Path
 
+from elasticsearch import Elasticsearch
+
 from indexer.asr import cli as asr_cli
-from indexer.errors import IndexVersionError, ReindexError, SearchBackendError
+from indexer.deletion import delete_call
+from indexer.errors import CallNotFoundError, IndexVersionError, ReindexError, SearchBackendError
 from indexer.index import backend_errors, connect
-from indexer.loader import LoadSummary, load_paths
-from indexer.reindex import needs_reindex, reindex
-from indexer.settings import get_settings
+from indexer.loader import LoadSummary, Tagger, load_paths
+from indexer.reindex import ReindexResult, Source, needs_reindex, prune, reindex, rollback
+from indexer.settings import Settings, get_settings
+from indexer.trackers import current_tagger
 from indexer.transcript import json_schema
 
 EXIT_OK, EXIT_FAILED, EXIT_UNAVAILABLE = 0, 1, 2
@@ -35,36 +41,114 @@ def report(summary: LoadSummary) -> int:
     return EXIT_FAILED if summary.failures else EXIT_OK
 
 
+def tagger(es: Elasticsearch, settings: Settings) -> Tagger | None:
+    """The per-call enrich step of load and reindex: the ids of the stored trackers a call
+    mentions (``indexer.trackers``)."""
+    return current_tagger(es, settings)
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
 def _load(args: argparse.Namespace) -> int:
     settings = get_settings()
+    es = connect(settings)
     try:
-        summary = load_paths(connect(settings), settings, args.paths, show_progress=not args.quiet)
+        summary = load_paths(
+            es,
+            settings,
+            args.paths,
+            show_progress=not args.quiet,
+            tag=tagger(es, settings),
+            allow_deleted=args.undelete,
+        )
     except (SearchBackendError, IndexVersionError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}")
         return EXIT_UNAVAILABLE
     return report(summary)
 
 
+def _reindex_report(result: ReindexResult, alias: str) -> None:
+    kept = f", {result.previous} kept as {alias}-previous" if result.previous else ""
+    _say(
+        f"'{alias}' now points at {result.target}: {result.documents} calls from "
+        f"{result.source}; {result.probes} probe queries agree{kept}"
+    )
+    if result.added:
+        _say(f"  {len(result.added)} calls were not in {result.previous}: {result.added[:5]}")
+    if result.left_out_deleted:
+        _say(f"  {len(result.left_out_deleted)} deleted calls left out")
+    if result.stored:
+        _say(f"  {result.stored} calls written to the transcript store")
+    if result.new_fields:
+        filled = ", ".join(f"{path} ({n})" for path, n in result.new_fields.items())
+        _say(f"  new fields, with the calls that have them: {filled}")
+
+
 def _reindex(args: argparse.Namespace) -> int:
     settings = get_settings()
+    alias = settings.calls_alias
+    if args.all and not args.prune:
+        _say("error: --all goes with --prune")
+        return EXIT_UNAVAILABLE
     es = connect(settings)
     try:
         with backend_errors(settings.es_url):
-            if args.if_needed and not needs_reindex(es, settings.calls_alias):
+            if args.rollback:
+                moved = rollback(es, alias)
+                _say(
+                    f"'{alias}' points back at {moved.now} ({moved.documents_now} calls); "
+                    f"{moved.before} ({moved.documents_before} calls) is now {alias}-previous "
+                    "(--rollback again undoes this)"
+                )
                 return EXIT_OK
-            result = reindex(es, settings.calls_alias, chunk_size=settings.bulk_chunk_size)
+            if args.prune:
+                deleted = prune(es, alias, keep_previous=not args.all)
+                _say(f"deleted {', '.join(deleted)}" if deleted else "nothing to prune")
+                return EXIT_OK
+            if args.if_needed and not needs_reindex(es, settings):
+                return EXIT_OK
+            result = reindex(
+                es,
+                settings,
+                source=Source(args.source),
+                tag=tagger(es, settings),
+                accept_probe_changes=args.accept_probe_changes,
+                announce=_say,
+            )
     except SearchBackendError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}")
         return EXIT_UNAVAILABLE
     except ReindexError as exc:
-        print(f"error: reindex failed, alias unchanged: {exc}", file=sys.stderr)
+        _say(f"error: reindex failed, alias unchanged: {exc}")
         return EXIT_FAILED
-    print(
-        f"'{settings.calls_alias}' now points at {result.target} "
-        f"({result.documents} calls, from {result.source}, which is kept)",
-        file=sys.stderr,
-    )
+    _reindex_report(result, alias)
     return EXIT_OK
+
+
+def _delete(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    es = connect(settings)
+    status = EXIT_OK
+    try:
+        with backend_errors(settings.es_url):
+            for call_id in args.call_ids:
+                try:
+                    deletion = delete_call(es, settings, call_id)
+                except CallNotFoundError as exc:
+                    _say(f"error: {exc}")
+                    status = EXIT_FAILED
+                    continue
+                where = [*deletion.indices, *(["the store"] if deletion.from_store else [])]
+                _say(
+                    f"deleted {call_id} from {', '.join(where) or 'nowhere (already gone)'}; "
+                    f"tombstone since {deletion.deleted_at}"
+                )
+    except SearchBackendError as exc:
+        _say(f"error: {exc}")
+        return EXIT_UNAVAILABLE
+    return status
 
 
 def _schema(_: argparse.Namespace) -> int:
@@ -79,15 +163,60 @@ def build_parser() -> argparse.ArgumentParser:
     load = commands.add_parser("load", help="load transcripts into Elasticsearch")
     load.add_argument("paths", nargs="+", type=Path, help="files, directories or .jsonl files")
     load.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    load.add_argument(
+        "--undelete",
+        action="store_true",
+        help="load deleted calls too (consent given again) and drop their tombstones",
+    )
     load.set_defaults(run=_load)
 
-    again = commands.add_parser("reindex", help="rebuild the calls index with the current mapping")
+    again = commands.add_parser(
+        "reindex",
+        help="rebuild the calls index with the current code, verify it, move the alias",
+        description="Build the next index version from the transcript store (or the current "
+        "index), verify it and move the alias atomically; or roll back, or prune old versions.",
+    )
+    action = again.add_mutually_exclusive_group()
+    action.add_argument(
+        "--rollback",
+        action="store_true",
+        help="point the alias back at the previous version (again: undo the rollback)",
+    )
+    action.add_argument(
+        "--prune",
+        action="store_true",
+        help="delete the versions the alias does not point at, except the previous one",
+    )
     again.add_argument(
+        "--all", action="store_true", help="with --prune: delete the previous version too"
+    )
+    action.add_argument(
         "--if-needed",
         action="store_true",
-        help="do nothing unless the alias points at an index of another schema version",
+        help="do nothing unless the alias points at an index of another schema version, or is "
+        "gone while the store holds calls",
+    )
+    again.add_argument(
+        "--from",
+        dest="source",
+        choices=[source.value for source in Source],
+        default=Source.AUTO.value,
+        help="build from the transcript store, the current index, or (auto) the store when it "
+        "holds calls",
+    )
+    again.add_argument(
+        "--accept-probe-changes",
+        action="store_true",
+        help="move the alias even when probe queries answer differently (an intended change "
+        "of the analysis code)",
     )
     again.set_defaults(run=_reindex)
+
+    delete = commands.add_parser(
+        "delete", help="delete calls for good (consent withdrawn): index, store, tombstone"
+    )
+    delete.add_argument("call_ids", nargs="+", metavar="CALL_ID")
+    delete.set_defaults(run=_delete)
 
     schema = commands.add_parser("schema", help="print the transcript JSON Schema")
     schema.set_defaults(run=_schema)

@@ -1,12 +1,22 @@
-"""The calls index in Elasticsearch: connecting, creating it from ``mappings/``, the alias."""
+"""The calls index in Elasticsearch: connecting, creating it from ``mappings/``, the alias.
+
+Index versions are named ``<alias>-v<N>`` (N is ``_meta.schema_version`` of the mapping) for the
+first index built with schema N, and ``<alias>-v<N>-<k>`` (k = 2, 3, ...) for later rebuilds
+with the same schema (e.g. after the analysis code changed). The alias ``<alias>`` points at the
+one serving, ``<alias>-previous`` at the one it replaced (what ``reindex --rollback`` returns to).
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import elastic_transport
 from elasticsearch import ApiError, Elasticsearch
@@ -15,6 +25,10 @@ from indexer.errors import IndexVersionError, SearchBackendError
 from indexer.settings import PROJECT_ROOT, Settings
 
 MAPPING_PATH = PROJECT_ROOT / "mappings" / "calls.json"
+INITIAL_BACKOFF_S = 0.5
+
+log = logging.getLogger("earshot.es")
+T = TypeVar("T")
 
 
 @lru_cache(maxsize=1)
@@ -28,8 +42,40 @@ def schema_version() -> int:
     return int(index_definition()["mappings"]["_meta"]["schema_version"])
 
 
-def versioned_index_name(alias: str, version: int | None = None) -> str:
-    return f"{alias}-v{schema_version() if version is None else version}"
+def versioned_index_name(alias: str, version: int | None = None, build: int = 1) -> str:
+    """The index of build ``build`` of schema ``version`` (default: the mapping's): the first
+    build is ``<alias>-v<N>``, a rebuild with the same schema ``<alias>-v<N>-<build>``."""
+    number = schema_version() if version is None else version
+    return f"{alias}-v{number}" if build == 1 else f"{alias}-v{number}-{build}"
+
+
+def previous_alias(alias: str) -> str:
+    """The alias on the index version ``alias`` pointed at before the last reindex."""
+    return f"{alias}-previous"
+
+
+@dataclass(frozen=True, order=True)
+class IndexVersion:
+    schema: int
+    build: int
+    name: str
+
+
+def index_versions(es: Elasticsearch, alias: str) -> list[IndexVersion]:
+    """Every ``<alias>-v*`` index, oldest schema and build first."""
+    pattern = re.compile(re.escape(alias) + r"-v(\d+)(?:-(\d+))?")
+    versions = []
+    for name in es.indices.get(index=f"{alias}-v*", expand_wildcards="open,closed"):
+        found = pattern.fullmatch(name)
+        if found:
+            versions.append(IndexVersion(int(found[1]), int(found[2] or 1), str(name)))
+    return sorted(versions)
+
+
+def next_index_name(es: Elasticsearch, alias: str) -> str:
+    """The name for a new build of the current schema: one past the newest that exists."""
+    builds = [v.build for v in index_versions(es, alias) if v.schema == schema_version()]
+    return versioned_index_name(alias, build=max(builds, default=0) + 1)
 
 
 def put_index_template(es: Elasticsearch, alias: str) -> None:
@@ -71,6 +117,73 @@ def backend_errors(es_url: str) -> Iterator[None]:
                 f"Elasticsearch at {es_url} failed: {exc.meta.status} {exc.message}"
             ) from exc
         raise
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failed request may succeed when sent again: the cluster was unreachable, too
+    slow, overloaded (429) or failing (5xx). A 4xx is our request's fault and final."""
+    if isinstance(exc, elastic_transport.ConnectionError | elastic_transport.ConnectionTimeout):
+        return True
+    return isinstance(exc, ApiError) and (exc.meta.status == 429 or exc.meta.status >= 500)
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, ApiError):
+        return f"{exc.meta.status} {exc.message}"
+    if isinstance(exc, elastic_transport.TransportError):
+        return f"{type(exc).__name__}: {exc.message}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class Backoff:
+    """Retrying what failed for a transient reason, with capped exponential pauses, until
+    ``deadline_s`` has passed since the first failure without progress; then
+    SearchBackendError. ``retries`` counts every pause, for the report."""
+
+    def __init__(self, es_url: str, deadline_s: float, max_backoff_s: float) -> None:
+        self.es_url = es_url
+        self.deadline_s = deadline_s
+        self.max_backoff_s = max_backoff_s
+        self.retries = 0
+        self._failing_since: float | None = None
+        self._attempt = 0
+
+    def succeeded(self) -> None:
+        """Progress was made: the next failure starts a new deadline."""
+        self._failing_since = None
+        self._attempt = 0
+
+    def pause(self, what: str, reason: str) -> None:
+        """Wait before retrying ``what``, or raise SearchBackendError when time is up."""
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+        left = self.deadline_s - (now - self._failing_since)
+        if left <= 0:
+            raise SearchBackendError(
+                f"Elasticsearch at {self.es_url} still failing after {self.deadline_s:.0f} s "
+                f"({reason}); gave up on {what}"
+            )
+        delay = min(self.max_backoff_s, INITIAL_BACKOFF_S * 2**self._attempt, left)
+        log.warning(
+            "%s failed (%s); retrying in %.1f s (gives up in %.0f s)", what, reason, delay, left
+        )
+        self._attempt += 1
+        self.retries += 1
+        time.sleep(delay)
+
+    def call(self, what: str, request: Callable[[], T]) -> T:
+        """``request()``, sent again after transient failures."""
+        while True:
+            try:
+                result = request()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                self.pause(what, describe(exc))
+                continue
+            self.succeeded()
+            return result
 
 
 def current_index(es: Elasticsearch, alias: str) -> str | None:

@@ -1,25 +1,45 @@
 """Loading transcripts into Elasticsearch: files, directories and JSON Lines, in bulk.
 
-Each call is stored under its ``call_id``, so loading the same call again replaces it. A file that
-cannot be read or does not match the contract is reported and the rest still load.
+Each call is stored under its ``call_id``, so loading the same call again replaces it and
+sending a batch twice cannot double anything. A file that cannot be read or does not match the
+contract is reported and the rest still load.
+
+Nothing is lost when Elasticsearch goes away mid-load (restarts, network trouble, overload):
+each batch is sent again with capped exponential backoff until it lands or
+``es_retry_deadline_s`` passes without progress, and the load then carries on where it was. A
+document Elasticsearch refuses for itself (e.g. the strict mapping) is reported with its call id
+and reason while the rest of its batch lands. Every valid call is written to the transcript
+store (``indexer.store``) before it is indexed; a deleted call (``indexer.deletion``) is refused.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from elasticsearch import Elasticsearch, helpers
+from elasticsearch import Elasticsearch
 from tqdm import tqdm
 
+from indexer.deletion import deleted_ids, undelete
 from indexer.documents import call_document
-from indexer.errors import TranscriptError
-from indexer.index import backend_errors, ensure_calls_index
+from indexer.errors import EarshotError, SearchBackendError, TranscriptError
+from indexer.index import Backoff, backend_errors, describe, ensure_calls_index, is_transient
 from indexer.settings import Settings
+from indexer.store import TranscriptStore
+from indexer.trackers import current_tagger
 from indexer.transcript import Call, parse_call, read_call_file
+
+# The per-call enrich step: the ids of the trackers a call mentions (see load_calls).
+Tagger = Callable[[Call], Sequence[str]]
+
+
+class Progress(Protocol):
+    def update(self, n: float | None = 1) -> bool | None: ...
+
 
 TRANSCRIPT_SUFFIXES = {".json", ".jsonl"}
 
@@ -29,6 +49,7 @@ class LoadSummary:
     loaded: int = 0
     skipped: list[str] = field(default_factory=list)  # paths that are not transcripts
     failures: list[str] = field(default_factory=list)  # one clear message per failed item
+    retries: int = 0  # batches or requests sent again after Elasticsearch failed for a while
 
     @property
     def failed(self) -> int:
@@ -38,9 +59,13 @@ class LoadSummary:
         self.loaded += other.loaded
         self.skipped += other.skipped
         self.failures += other.failures
+        self.retries += other.retries
 
     def line(self) -> str:
-        return f"loaded {self.loaded}, failed {self.failed}, skipped {len(self.skipped)}"
+        line = f"loaded {self.loaded}, failed {self.failed}, skipped {len(self.skipped)}"
+        return line + (
+            f" ({self.retries} retries after Elasticsearch errors)" if self.retries else ""
+        )
 
 
 @dataclass(frozen=True)
@@ -104,14 +129,110 @@ def _read_json_lines(path: Path, summary: LoadSummary) -> Iterator[SourcedCall]:
                 return
 
 
-def _actions(calls: Iterable[SourcedCall], index: str) -> Iterator[dict[str, Any]]:
+def _batches(calls: Iterable[SourcedCall], size: int) -> Iterator[list[SourcedCall]]:
+    batch: list[SourcedCall] = []
     for item in calls:
-        yield {
-            "_op_type": "index",
-            "_index": index,
-            "_id": item.call.call_id,
-            "_source": call_document(item.call),
-        }
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _error_reason(error: Any) -> str:
+    if isinstance(error, dict):
+        return f"{error.get('type', 'error')}: {error.get('reason', error)}"
+    return str(error)
+
+
+@dataclass
+class BulkSender:
+    """Batches on their way into an index: checked, stored, sent until they land."""
+
+    es: Elasticsearch
+    settings: Settings
+    backoff: Backoff
+    summary: LoadSummary
+
+    def prepare(
+        self, batch: list[SourcedCall], tag: Tagger | None, allow_deleted: bool
+    ) -> tuple[list[tuple[SourcedCall, dict[str, Any]]], dict[str, str]]:
+        """Documents of the batch's loadable calls (each already in the store), and which of
+        them are tombstoned (only loaded with ``allow_deleted``)."""
+        alias = self.settings.calls_alias
+        ids = [item.call.call_id for item in batch]
+        deleted = self.backoff.call(
+            "checking for deleted calls", lambda: deleted_ids(self.es, alias, ids)
+        )
+        store = TranscriptStore.of(self.settings)
+        ready = []
+        for item in batch:
+            call_id = item.call.call_id
+            if call_id in deleted and not allow_deleted:
+                self.summary.failures.append(
+                    f"{item.source}: call {call_id} was deleted on {deleted[call_id]} (consent "
+                    "withdrawn); not loaded (load --undelete loads it again)"
+                )
+                continue
+            try:
+                document = call_document(item.call, tag(item.call) if tag else ())
+            except EarshotError as exc:
+                self.summary.failures.append(f"{item.source}: call {call_id} not tagged: {exc}")
+                continue
+            if store is not None:
+                try:
+                    store.put(item.call)
+                except OSError as exc:
+                    self.summary.failures.append(
+                        f"{item.source}: call {call_id} not written to the store {store}: {exc}; "
+                        "not loaded"
+                    )
+                    continue
+            ready.append((item, document))
+        return ready, deleted
+
+    def send(self, ready: list[tuple[SourcedCall, dict[str, Any]]], index: str) -> list[str]:
+        """Index the documents into ``index`` (an alias or an index), resending what failed for
+        a transient reason; return the ids that landed. Refused documents become failures
+        naming the call and the reason."""
+        landed: list[str] = []
+        waiting = ready
+        while waiting:
+            operations: list[dict[str, Any]] = []
+            for item, document in waiting:
+                operations += [{"index": {"_index": index, "_id": item.call.call_id}}, document]
+            what = f"sending {len(waiting)} calls ({waiting[0][0].call.call_id} ...)"
+            try:
+                response = self.es.bulk(operations=operations)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                self.backoff.pause(what, describe(exc))
+                continue
+            again = []
+            reason = ""
+            for (item, document), result in zip(waiting, response["items"], strict=True):
+                outcome = result.get("index", {})
+                status = int(outcome.get("status", 0))
+                if "error" not in outcome:
+                    landed.append(item.call.call_id)
+                    self.summary.loaded += 1
+                elif status == 429 or status >= 500:
+                    # The shard was unavailable or overloaded: this call may land later.
+                    again.append((item, document))
+                    reason = f"{status} {_error_reason(outcome['error'])}"
+                else:
+                    self.summary.failures.append(
+                        f"{item.source}: call {item.call.call_id} rejected by Elasticsearch: "
+                        f"{_error_reason(outcome['error'])}"
+                    )
+            if len(again) < len(waiting):
+                self.backoff.succeeded()
+            if again:
+                self.backoff.pause(what, f"{len(again)} refused for now: {reason}")
+            waiting = again
+        return landed
 
 
 def load_calls(
@@ -120,54 +241,73 @@ def load_calls(
     calls: Iterable[SourcedCall],
     *,
     refresh: bool = True,
-    progress: tqdm[Any] | None = None,
+    progress: Progress | None = None,
+    tag: Tagger | None = None,
+    allow_deleted: bool = False,
 ) -> LoadSummary:
-    """Bulk-index calls through the alias; per-document rejections are failures, not crashes."""
+    """Bulk-index calls through the alias, writing each to the transcript store first.
+
+    ``tag`` is the per-call enrich step: it returns the tracker ids stored with the call; when
+    not given, the ids of the trackers stored now that the call mentions
+    (``indexer.trackers.current_tagger``), so tags stay true whoever loads. A tombstoned call
+    is a failure unless ``allow_deleted``, which loads it and drops its tombstone (consent
+    given again). Elasticsearch being unreachable when the
+    load starts is an immediate SearchBackendError (most likely a wrong ES_URL); once loading,
+    outages are waited out (see the module docstring).
+    """
     summary = LoadSummary()
+    alias = settings.calls_alias
     with backend_errors(settings.es_url):
-        ensure_calls_index(es, settings.calls_alias)
-        sources: dict[str, str] = {}
-
-        def remember(items: Iterable[SourcedCall]) -> Iterator[SourcedCall]:
-            for item in items:
-                sources[item.call.call_id] = item.source
-                yield item
-
-        results = helpers.streaming_bulk(
-            es,
-            _actions(remember(calls), settings.calls_alias),
-            chunk_size=settings.bulk_chunk_size,
-            max_retries=settings.es_max_retries,
-            initial_backoff=1,
-            max_backoff=30,
-            raise_on_error=False,
-            raise_on_exception=True,
+        ensure_calls_index(es, alias)
+        if tag is None:
+            tag = current_tagger(es, settings)
+        backoff = Backoff(
+            settings.es_url, settings.es_retry_deadline_s, settings.es_retry_max_backoff_s
         )
-        for ok, result in results:
-            item = result.get("index", {})
-            if ok:
-                summary.loaded += 1
-            else:
-                call_id = str(item.get("_id"))
-                error = item.get("error", {})
-                reason = error.get("reason", error) if isinstance(error, dict) else error
-                summary.failures.append(
-                    f"{sources.get(call_id, call_id)}: call {call_id} rejected by Elasticsearch: "
-                    f"{reason}"
-                )
-            if progress is not None:
-                progress.update(1)
-        if refresh:
-            es.indices.refresh(index=settings.calls_alias)
+        sender = BulkSender(
+            es.options(request_timeout=settings.bulk_request_timeout_s), settings, backoff, summary
+        )
+        try:
+            for items in _batches(calls, settings.bulk_chunk_size):
+                ready, deleted = sender.prepare(items, tag, allow_deleted)
+                for call_id in sender.send(ready, alias):
+                    if call_id in deleted:
+                        backoff.call(f"undeleting {call_id}", partial(undelete, es, alias, call_id))
+                if progress is not None:
+                    progress.update(len(items))
+            if refresh:
+                backoff.call("refreshing the index", lambda: es.indices.refresh(index=alias))
+        except SearchBackendError as exc:
+            raise SearchBackendError(
+                f"{exc}; {summary.loaded} calls loaded before, the rest not: run the same load "
+                "again (it replaces, never doubles)"
+            ) from exc
+        finally:
+            summary.retries = backoff.retries
     return summary
 
 
 def load_paths(
-    es: Elasticsearch, settings: Settings, paths: Iterable[Path], *, show_progress: bool = True
+    es: Elasticsearch,
+    settings: Settings,
+    paths: Iterable[Path],
+    *,
+    show_progress: bool = True,
+    tag: Tagger | None = None,
+    allow_deleted: bool = False,
 ) -> LoadSummary:
     """Load every transcript under ``paths``; see ``LoadSummary`` for what happened."""
     summary = LoadSummary()
     files = expand_paths(paths, summary)
     with tqdm(total=len(files), unit="call", disable=not show_progress, desc="loading") as bar:
-        summary.merge(load_calls(es, settings, read_calls(files, summary), progress=bar))
+        summary.merge(
+            load_calls(
+                es,
+                settings,
+                read_calls(files, summary),
+                progress=bar,
+                tag=tag,
+                allow_deleted=allow_deleted,
+            )
+        )
     return summary

@@ -1,135 +1,525 @@
-"""Moving the calls alias to a new index version without a blink.
+"""Moving the calls alias to a new index version without a blink; rolling back; pruning.
 
-The next index (``<alias>-v<N>``, N from ``mappings/calls.json``) is built from the documents of
-the index the alias points at now: each stored call is read back into the transcript contract and
-turned into a document again, so derived fields (terms, word offsets) follow the current code.
-Refresh is off during the load. Then counts and probe queries are compared, and only then is the
-alias moved in one atomic ``_aliases`` call. If anything fails, the alias stays where it was and
-the half-built index is deleted. (The test distribution has no ``_reindex`` API, so this does not
-use it.)
+``reindex`` builds the next index (``indexer.index.next_index_name``: ``<alias>-v<N>``, or
+``<alias>-v<N>-<k>`` when schema N was built before) from the source of truth:
+
+* the transcript store (``indexer.store``) when one is configured and holds calls, or
+* the documents of the index the alias points at now, each read back into the transcript
+  contract (the store, when configured, is filled from them on the way).
+
+Either way every document is made again by the current code (terms, lemmas, metrics, tracker
+tags), into an index that takes its settings and mappings from the template. Refresh is off
+during the load, then restored. Before the alias moves, the new index must pass every check:
+
+* it holds exactly the calls that were built (ids, so counts too), and every call of the old
+  index except deleted ones (calls only the store has are added and reported);
+* a fixed set of probe queries, the API's own query kinds (exact phrase, phrase in a role,
+  word forms) made from the first calls by id, find the same calls in both indices;
+* every field new in this mapping is populated in as many calls as the built documents fill.
+
+Only then is the alias moved, in one atomic ``_aliases`` call that also points
+``<alias>-previous`` at the index it leaves (kept for ``rollback``). Any failed check leaves the
+alias untouched, deletes the half-built index and says why. Deleted calls (``indexer.deletion``)
+are never built, and removed again if deleted while the build ran. Loads during a reindex go to
+the old index; a call loaded then makes the "every call of the old index" check fail rather
+than be lost, so run it while no loader writes. (The test distribution has no ``_reindex`` API;
+this does not use it.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from elasticsearch import Elasticsearch, helpers
 from pydantic import ValidationError
 
+from indexer.deletion import all_deleted_ids, apply_tombstones
 from indexer.documents import call_document, call_from_document
-from indexer.errors import ReindexError
+from indexer.errors import ReindexError, TranscriptError
+from indexer.es_query import match_query
 from indexer.index import (
+    Backoff,
     current_index,
     index_schema_version,
+    index_versions,
+    next_index_name,
+    previous_alias,
     put_index_template,
     schema_version,
-    versioned_index_name,
 )
+from indexer.loader import BulkSender, LoadSummary, SourcedCall, Tagger
+from indexer.query import Match, Mode, Pattern, RoleFilter
+from indexer.settings import Settings
+from indexer.store import TranscriptStore
+from indexer.text import terms_of_words
+from indexer.trackers import current_tagger
 
 PROBE_CALLS = 20
+SHOW_IDS = 5  # how many call ids an error message names
+
+
+class Source(StrEnum):
+    AUTO = "auto"  # the store when configured and not empty, else the current index
+    STORE = "store"
+    INDEX = "index"
 
 
 @dataclass(frozen=True)
 class ReindexResult:
-    source: str
+    source: str  # what it was built from, in words
+    previous: str | None  # the index the alias pointed at before (None: there was none)
     target: str
     documents: int
+    added: list[str] = field(default_factory=list)  # calls the previous index did not have
+    left_out_deleted: list[str] = field(default_factory=list)  # tombstoned calls not built
+    stored: int = 0  # calls written to the store while building from the index
+    probes: int = 0
+    new_fields: dict[str, int] = field(default_factory=dict)  # field -> calls that have it
 
 
-def needs_reindex(es: Elasticsearch, alias: str) -> bool:
-    source = current_index(es, alias)
-    return source is not None and index_schema_version(es, source) != schema_version()
+@dataclass(frozen=True)
+class AliasMove:
+    alias: str
+    now: str  # the index the alias points at after the move
+    before: str  # the index it pointed at before (now behind <alias>-previous)
+    documents_now: int
+    documents_before: int
 
 
-def _documents(es: Elasticsearch, source: str, target: str) -> Iterator[dict[str, Any]]:
-    for hit in helpers.scan(es, index=source, query={"query": {"match_all": {}}}, size=200):
+def needs_reindex(es: Elasticsearch, settings: Settings) -> bool:
+    """The alias points at an index of another schema version, or it is gone while the
+    store still holds calls (the index was lost: rebuild it)."""
+    source = current_index(es, settings.calls_alias)
+    if source is None:
+        store = TranscriptStore.of(settings)
+        return store is not None and not store.is_empty()
+    return index_schema_version(es, source) != schema_version()
+
+
+# --- Reading the source --------------------------------------------------------------------
+
+
+def _choose_source(
+    settings: Settings, requested: Source, previous: str | None
+) -> tuple[Source, TranscriptStore | None]:
+    store = TranscriptStore.of(settings)
+    has_calls = store is not None and not store.is_empty()
+    if requested is Source.AUTO:
+        requested = Source.STORE if has_calls else Source.INDEX
+    if requested is Source.STORE and not has_calls:
+        where = f"the transcript store {store} is empty" if store else "no store is configured"
+        raise ReindexError(f"cannot build from the store: {where}")
+    if requested is Source.INDEX and previous is None:
+        raise ReindexError(
+            f"alias '{settings.calls_alias}' does not exist and the store holds no calls: "
+            "nothing to reindex (load calls instead)"
+        )
+    return requested, store
+
+
+def _calls_from_store(store: TranscriptStore) -> Iterator[SourcedCall]:
+    try:
+        for call in store.calls():
+            yield SourcedCall(str(store.path(call.call_id)), call)
+    except TranscriptError as exc:
+        raise ReindexError(f"the transcript store holds a bad file: {exc}") from exc
+
+
+def _calls_from_index(es: Elasticsearch, index: str) -> Iterator[SourcedCall]:
+    for hit in helpers.scan(es, index=index, query={"query": {"match_all": {}}}, size=200):
         try:
             call = call_from_document(hit["_source"])
         except ValidationError as exc:
             raise ReindexError(
-                f"call {hit['_id']} in {source} does not match the transcript contract: {exc}"
+                f"call {hit['_id']} in {index} does not match the transcript contract: {exc}"
             ) from exc
-        yield {"_index": target, "_id": hit["_id"], "_source": call_document(call)}
+        yield SourcedCall(f"{index}/{hit['_id']}", call)
 
 
-def _probe_queries(es: Elasticsearch, index: str) -> list[dict[str, Any]]:
-    """Phrase queries taken from the data itself: the first two terms of sampled utterances."""
+# --- Checks ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Field:
+    path: str
+    type: str
+    nested: str | None  # the nested path it lives under, for exists queries
+
+
+def _leaf_fields(
+    properties: dict[str, Any], prefix: str = "", nested: str | None = None
+) -> dict[str, _Field]:
+    """Every searchable leaf field of a mapping (disabled objects hold nothing to search)."""
+    fields: dict[str, _Field] = {}
+    for name, spec in properties.items():
+        path = f"{prefix}{name}"
+        if spec.get("enabled") is False:
+            continue
+        if "properties" in spec:
+            inner = path if spec.get("type") == "nested" else nested
+            fields.update(_leaf_fields(spec["properties"], f"{path}.", inner))
+        else:
+            fields[path] = _Field(path, str(spec.get("type", "object")), nested)
+    return fields
+
+
+def _mapped_fields(es: Elasticsearch, index: str) -> dict[str, _Field]:
+    mapping = es.indices.get_mapping(index=index)[index]["mappings"]
+    return _leaf_fields(mapping.get("properties", {}))
+
+
+def _values(node: Any, parts: list[str]) -> Iterator[Any]:
+    if isinstance(node, list):
+        for item in node:
+            yield from _values(item, parts)
+    elif not parts:
+        yield node
+    elif isinstance(node, dict) and parts[0] in node:
+        yield from _values(node[parts[0]], parts[1:])
+
+
+def _is_populated(document: dict[str, Any], spec: _Field) -> bool:
+    for value in _values(document, spec.path.split(".")):
+        if value is None:
+            continue
+        # A text field of blanks indexes no token; any other value is indexed as it is.
+        if spec.type == "text" and isinstance(value, str) and not value.strip():
+            continue
+        return True
+    return False
+
+
+def _exists_query(spec: _Field) -> dict[str, Any]:
+    exists = {"exists": {"field": spec.path}}
+    return {"nested": {"path": spec.nested, "query": exists}} if spec.nested else exists
+
+
+def _ids(es: Elasticsearch, index: str, query: dict[str, Any] | None = None) -> set[str]:
+    body = {"query": query or {"match_all": {}}}
+    return {str(hit["_id"]) for hit in helpers.scan(es, index=index, query=body, source=False)}
+
+
+def _some(ids: set[str] | list[str]) -> str:
+    shown = sorted(ids)[:SHOW_IDS]
+    return ", ".join(shown) + (", ..." if len(ids) > SHOW_IDS else "")
+
+
+def _probe_matches(es: Elasticsearch, index: str, fields: dict[str, _Field]) -> list[Match]:
+    """The fixed probe set: from the first calls by id, the first two terms of their first
+    utterance of two terms or more, searched as an exact phrase, in that role, and in word
+    forms (when both indices have the lemma fields)."""
     sample = es.search(
-        index=index, size=PROBE_CALLS, sort=["_doc"], source_includes=["utterances.terms"]
+        index=index,
+        size=PROBE_CALLS,
+        sort=[{"call_id": "asc"}],
+        source_includes=["utterances.role", "utterances.words.text"],
     )
-    probes = []
+    with_forms = "utterances.lemma" in fields
+    probes: list[Match] = []
     for hit in sample["hits"]["hits"]:
-        for utterance in hit["_source"].get("utterances", [])[:1]:
-            phrase = " ".join(utterance.get("terms", "").split()[:2])
-            if phrase:
-                probes.append(
-                    {
-                        "nested": {
-                            "path": "utterances",
-                            "query": {
-                                "match_phrase": {
-                                    "utterances.terms": {"query": phrase, "analyzer": "whitespace"}
-                                }
-                            },
-                        }
-                    }
-                )
+        for utterance in hit["_source"].get("utterances", []):
+            terms = terms_of_words([word["text"] for word in utterance.get("words", [])])
+            if len(terms) < 2:
+                continue
+            pattern = Pattern(tuple(term.text for term in terms[:2]))
+            probes.append(Match(pattern))
+            if utterance.get("role") in (RoleFilter.MANAGER, RoleFilter.CLIENT):
+                probes.append(Match(pattern, role=RoleFilter(utterance["role"])))
+            if with_forms:
+                probes.append(Match(pattern, mode=Mode.FORMS))
+            break
     return probes
 
 
-def _matching_ids(es: Elasticsearch, index: str, query: dict[str, Any]) -> set[str]:
-    found = es.search(index=index, query=query, size=10_000, source=False)
-    return {hit["_id"] for hit in found["hits"]["hits"]}
-
-
-def _verify(es: Elasticsearch, source: str, target: str) -> None:
-    source_count = es.count(index=source)["count"]
-    target_count = es.count(index=target)["count"]
-    if source_count != target_count:
-        raise ReindexError(f"{target} holds {target_count} calls, {source} holds {source_count}")
-    for probe in _probe_queries(es, source):
-        before, after = _matching_ids(es, source, probe), _matching_ids(es, target, probe)
+def _check_probes(
+    es: Elasticsearch,
+    previous: str,
+    target: str,
+    probes: list[Match],
+    deleted: set[str],
+    added: set[str],
+) -> list[str]:
+    differences = []
+    for probe in probes:
+        query = match_query(probe)
+        before = _ids(es, previous, query) - deleted
+        after = _ids(es, target, query) - added
         if before != after:
-            raise ReindexError(
-                f"probe query {probe} finds {len(before)} calls before, {len(after)} after"
+            terms = " ".join(probe.what.terms) if isinstance(probe.what, Pattern) else probe
+            differences.append(
+                f'"{terms}" ({probe.role.value}, {probe.mode.value}) finds {len(before)} calls '
+                f"in {previous}, {len(after)} in {target}; only in {previous}: "
+                f"[{_some(before - after)}], only in {target}: [{_some(after - before)}]"
             )
+    return differences
 
 
-def reindex(es: Elasticsearch, alias: str, *, chunk_size: int = 200) -> ReindexResult:
-    """Build ``<alias>-v<N>`` from the alias's current index, verify it, then move the alias."""
-    source = current_index(es, alias)
-    if source is None:
+# --- Reindex ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Build:
+    """What the load into the new index produced, for the checks."""
+
+    built: set[str] = field(default_factory=set)
+    left_out_deleted: list[str] = field(default_factory=list)
+    stored: int = 0
+    populated: dict[str, int] = field(default_factory=dict)
+
+
+def _build(
+    es: Elasticsearch,
+    settings: Settings,
+    calls: Iterator[SourcedCall],
+    target: str,
+    *,
+    deleted: set[str],
+    new_fields: dict[str, _Field],
+    fill_store: TranscriptStore | None,
+    tag: Tagger | None,
+) -> _Build:
+    build = _Build(populated=dict.fromkeys(new_fields, 0))
+    summary = LoadSummary()
+    backoff = Backoff(
+        settings.es_url, settings.es_retry_deadline_s, settings.es_retry_max_backoff_s
+    )
+    sender = BulkSender(
+        es.options(request_timeout=settings.bulk_request_timeout_s), settings, backoff, summary
+    )
+    batch: list[tuple[SourcedCall, dict[str, Any]]] = []
+    for item in calls:
+        call_id = item.call.call_id
+        if call_id in deleted:
+            build.left_out_deleted.append(call_id)
+            continue
+        document = call_document(item.call, tag(item.call) if tag else ())
+        for path, spec in new_fields.items():
+            build.populated[path] += _is_populated(document, spec)
+        if fill_store is not None:
+            fill_store.put(item.call)
+            build.stored += 1
+        build.built.add(call_id)
+        batch.append((item, document))
+        if len(batch) == settings.bulk_chunk_size:
+            sender.send(batch, target)
+            batch = []
+    if batch:
+        sender.send(batch, target)
+    if summary.failures:
         raise ReindexError(
-            f"alias '{alias}' does not exist: nothing to reindex (load calls instead)"
+            f"{summary.failed} calls were rejected by {target}; first: {summary.failures[0]}"
         )
-    target = versioned_index_name(alias)
-    if target == source:
-        raise ReindexError(f"'{alias}' already points at {target}, the current schema version")
-    if es.indices.exists(index=target):
+    return build
+
+
+def _verify(
+    es: Elasticsearch,
+    previous: str | None,
+    target: str,
+    build: _Build,
+    *,
+    deleted: set[str],
+    source: Source,
+    new_fields: dict[str, _Field],
+    accept_probe_changes: bool,
+) -> tuple[set[str], int]:
+    """Raise ReindexError naming the first failed check; return the added ids and how many
+    probes ran."""
+    held = _ids(es, target)
+    if held != build.built:
         raise ReindexError(
-            f"{target} exists but the alias is not on it: inspect and delete it first"
+            f"{target} holds {len(held)} calls but {len(build.built)} were built; missing: "
+            f"[{_some(build.built - held)}], unexpected: [{_some(held - build.built)}]"
         )
+    added: set[str] = set()
+    probes_run = 0
+    if previous is not None:
+        before = _ids(es, previous) - deleted
+        lost = before - held
+        if lost:
+            hint = (
+                "they are not in the transcript store: run reindex --from index (which also "
+                "writes them to the store)"
+                if source is Source.STORE
+                else "their documents name another call_id than their id, or were loaded "
+                "during the reindex: run it again"
+            )
+            raise ReindexError(
+                f"{target} would hold {len(held)} calls, {previous} holds {len(before)}: "
+                f"{len(lost)} would be lost ({_some(lost)}); {hint}"
+            )
+        added = held - before
+        previous_fields = _mapped_fields(es, previous)
+        probes = _probe_matches(es, previous, previous_fields)
+        probes_run = len(probes)
+        differences = _check_probes(es, previous, target, probes, deleted, added)
+        if differences and not accept_probe_changes:
+            raise ReindexError(
+                f"{len(differences)} of {len(probes)} probe queries answer differently: "
+                f"{differences[0]} (when a change of the analysis code explains it, run again "
+                "with --accept-probe-changes)"
+            )
+    for path, spec in new_fields.items():
+        expected = build.populated[path]
+        found = int(es.count(index=target, query=_exists_query(spec))["count"])
+        # Text fields: a value can analyse to no token, so only "some" versus "none" is sure.
+        same = (found > 0) == (expected > 0) if spec.type == "text" else found == expected
+        if not same:
+            raise ReindexError(
+                f"new field {path} is set in {found} calls of {target}, "
+                f"but the built documents fill it in {expected}"
+            )
+    return added, probes_run
+
+
+def _describe_source(source: Source, store: TranscriptStore | None, previous: str | None) -> str:
+    if source is Source.STORE:
+        return f"the transcript store {store}"
+    return f"the documents of {previous}"
+
+
+def reindex(
+    es: Elasticsearch,
+    settings: Settings,
+    *,
+    source: Source = Source.AUTO,
+    tag: Tagger | None = None,
+    accept_probe_changes: bool = False,
+    announce: Callable[[str], None] | None = None,
+) -> ReindexResult:
+    """Build the next index version, verify it, then move the alias (see the module doc).
+
+    ``tag`` gives each call its tracker ids; when not given, the trackers stored now decide,
+    as in the loader (``indexer.trackers.current_tagger``), so tags survive a reindex."""
+    alias = settings.calls_alias
+    if tag is None:
+        tag = current_tagger(es, settings)
+    previous = current_index(es, alias)
+    chosen, store = _choose_source(settings, source, previous)
+    described = _describe_source(chosen, store, previous)
+    target = next_index_name(es, alias)
+    if announce is not None:
+        announce(f"building {target} from {described}")
     put_index_template(es, alias)
     # Settings and mappings come from the template; only refresh is held off during the load.
+    # A create that fails (e.g. another reindex took the name) deletes nothing of anyone's.
     es.indices.create(index=target, settings={"index": {"refresh_interval": "-1"}})
     try:
-        loaded, errors = helpers.bulk(
-            es, _documents(es, source, target), chunk_size=chunk_size, raise_on_error=False
+        deleted = all_deleted_ids(es, alias)
+        target_fields = _mapped_fields(es, target)
+        old_fields = _mapped_fields(es, previous) if previous is not None else {}
+        new_fields = {path: f for path, f in target_fields.items() if path not in old_fields}
+        if chosen is Source.STORE:
+            assert store is not None
+            calls, fill_store = _calls_from_store(store), None
+        else:
+            assert previous is not None
+            calls, fill_store = _calls_from_index(es, previous), store
+        build = _build(
+            es,
+            settings,
+            calls,
+            target,
+            deleted=deleted,
+            new_fields=new_fields,
+            fill_store=fill_store,
+            tag=tag,
         )
-        if isinstance(errors, list) and errors:
-            raise ReindexError(f"{len(errors)} calls were rejected by {target}; first: {errors[0]}")
         es.indices.put_settings(index=target, settings={"index": {"refresh_interval": None}})
         es.indices.refresh(index=target)
-        _verify(es, source, target)
-        es.indices.update_aliases(
-            actions=[
-                {"remove": {"index": source, "alias": alias}},
-                {"add": {"index": target, "alias": alias, "is_write_index": True}},
-            ]
+        # Calls deleted while the build ran: delete_call may have missed the half-built index.
+        raced = apply_tombstones(es, alias, target)
+        deleted |= set(raced)
+        build.built -= set(raced)
+        added, probes = _verify(
+            es,
+            previous,
+            target,
+            build,
+            deleted=deleted,
+            source=chosen,
+            new_fields=new_fields,
+            accept_probe_changes=accept_probe_changes,
         )
+        _move_aliases(es, alias, target)
     except BaseException:
-        es.options(ignore_status=404).indices.delete(index=target)
+        # Unless the alias already moved (a timeout after the cluster applied the swap).
+        if current_index(es, alias) != target:
+            es.options(ignore_status=404).indices.delete(index=target)
         raise
-    return ReindexResult(source=source, target=target, documents=loaded)
+    return ReindexResult(
+        source=described,
+        previous=previous,
+        target=target,
+        documents=len(build.built),
+        added=sorted(added),
+        left_out_deleted=sorted(build.left_out_deleted),
+        stored=build.stored,
+        probes=probes,
+        new_fields={path: build.populated[path] for path in new_fields},
+    )
+
+
+def _move_aliases(es: Elasticsearch, alias: str, target: str) -> None:
+    """One atomic ``_aliases`` call: ``alias`` to ``target``, ``<alias>-previous`` to the
+    index ``alias`` leaves (when there was one)."""
+    leaving = current_index(es, alias)
+    behind = previous_alias(alias)
+    actions: list[dict[str, Any]] = []
+    if leaving is not None:
+        actions.append({"remove": {"index": leaving, "alias": alias}})
+    actions.append({"add": {"index": target, "alias": alias, "is_write_index": True}})
+    if leaving is not None:
+        old_previous = current_index(es, behind)
+        if old_previous is not None:
+            actions.append({"remove": {"index": old_previous, "alias": behind}})
+        actions.append({"add": {"index": leaving, "alias": behind}})
+    es.indices.update_aliases(actions=actions)
+
+
+# --- Rollback and prune ----------------------------------------------------------------------
+
+
+def rollback(es: Elasticsearch, alias: str) -> AliasMove:
+    """Point the alias back at ``<alias>-previous`` and ``<alias>-previous`` at the index it
+    leaves, so a second rollback undoes the first. Calls deleted since are removed from the
+    index it returns to; calls loaded since are not in it (reindex from the store brings them)."""
+    now = current_index(es, alias)
+    back = current_index(es, previous_alias(alias))
+    if now is None:
+        raise ReindexError(f"alias '{alias}' does not exist: nothing to roll back")
+    if back is None:
+        raise ReindexError(f"no previous version of '{alias}' is kept: nothing to roll back to")
+    apply_tombstones(es, alias, back)
+    es.indices.update_aliases(
+        actions=[
+            {"remove": {"index": now, "alias": alias}},
+            {"add": {"index": back, "alias": alias, "is_write_index": True}},
+            {"remove": {"index": back, "alias": previous_alias(alias)}},
+            {"add": {"index": now, "alias": previous_alias(alias)}},
+        ]
+    )
+    return AliasMove(
+        alias,
+        now=back,
+        before=now,
+        documents_now=int(es.count(index=back)["count"]),
+        documents_before=int(es.count(index=now)["count"]),
+    )
+
+
+def prune(es: Elasticsearch, alias: str, *, keep_previous: bool = True) -> list[str]:
+    """Delete the index versions neither ``alias`` nor (unless ``keep_previous`` is False)
+    ``<alias>-previous`` points at; return their names. Without the previous version there is
+    nothing to roll back to, so ``keep_previous=False`` also drops that alias."""
+    serving = current_index(es, alias)
+    behind = current_index(es, previous_alias(alias))
+    keep = {serving} | ({behind} if keep_previous else set())
+    doomed = [v.name for v in index_versions(es, alias) if v.name not in keep]
+    if doomed:
+        # Deleting an index removes its aliases too (also <alias>-previous when it is doomed).
+        es.indices.delete(index=",".join(doomed))
+    return doomed

@@ -36,10 +36,12 @@ def es() -> Iterator[Elasticsearch]:
 
 
 @pytest.fixture
-def settings(es: Elasticsearch) -> Iterator[Settings]:
-    """Settings pointing at a calls alias of this test's own; its indices are deleted after."""
+def settings(es: Elasticsearch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """Settings pointing at a calls alias of this test's own, and a transcript store of its
+    own (a temporary directory apart from tmp_path, which tests load); indices deleted after."""
     alias = f"test-calls-{uuid.uuid4().hex[:12]}"
-    yield Settings(es_url=ES_URL, calls_alias=alias)
+    store = tmp_path_factory.mktemp("store")
+    yield Settings(es_url=ES_URL, calls_alias=alias, store_dir=store)
     # Wildcard deletes are refused by default (action.destructive_requires_name): name them.
     names = list(es.indices.get(index=f"{alias}-*", expand_wildcards="all"))
     if names:

@@ -1,5 +1,6 @@
 """The loader CLI against the real Elasticsearch: re-loads replace, bad files are reported while
-the rest load, and an unreachable cluster is a clear error."""
+the rest load, every loaded call lands in the transcript store, and an unreachable cluster is a
+clear error."""
 
 from __future__ import annotations
 
@@ -14,17 +15,19 @@ from elasticsearch import Elasticsearch
 
 from indexer.index import versioned_index_name
 from indexer.settings import PROJECT_ROOT, Settings
-from indexer.transcript import write_call_file
+from indexer.store import TranscriptStore
+from indexer.transcript import read_call_file, write_call_file
 
 
 def run_loader(
-    settings: Settings, *paths: Path, es_url: str | None = None
+    settings: Settings, *paths: Path, es_url: str | None = None, store_dir: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "ES_URL": es_url or settings.es_url,
         "EARSHOT_CALLS_ALIAS": settings.calls_alias,
         "EARSHOT_ES_MAX_RETRIES": "0",
+        "EARSHOT_STORE_DIR": str(settings.store_dir) if store_dir is None else store_dir,
     }
     return subprocess.run(
         [sys.executable, "-m", "indexer", "load", "--quiet", *map(str, paths)],
@@ -106,3 +109,36 @@ def test_unreachable_elasticsearch_is_a_clear_error(settings: Settings, tmp_path
     assert result.returncode == 2
     assert "Elasticsearch at http://127.0.0.1:1 is unreachable" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_every_loaded_call_is_in_the_store(
+    es: Elasticsearch, settings: Settings, tmp_path: Path
+) -> None:
+    write_calls(tmp_path, 3)
+    wrong = make_call("wrong", [("client", "hi")]).model_dump(mode="json")
+    wrong["duration_s"] = -1
+    (tmp_path / "wrong.json").write_text(json.dumps(wrong), encoding="utf-8")
+
+    result = run_loader(settings, tmp_path)
+
+    assert result.returncode == 1
+    store = TranscriptStore.of(settings)
+    assert store is not None
+    assert store.call_ids() == ["call-0", "call-1", "call-2"]  # the invalid one is not stored
+    for call_id in store.call_ids():
+        assert read_call_file(store.path(call_id)) == read_call_file(tmp_path / f"{call_id}.json")
+    assert settings.store_dir is not None
+    assert store.root == settings.store_dir / settings.calls_alias
+
+
+def test_an_empty_store_dir_switches_the_store_off(
+    es: Elasticsearch, settings: Settings, tmp_path: Path
+) -> None:
+    write_calls(tmp_path, 2)
+
+    result = run_loader(settings, tmp_path, store_dir="")
+
+    assert result.returncode == 0, result.stderr
+    assert count(es, settings) == 2
+    assert settings.store_dir is not None
+    assert not (settings.store_dir / settings.calls_alias).exists()
