@@ -52,6 +52,7 @@ HIT_FIELDS = ["utterances.index", "utterances.role", "utterances.speaker", "utte
 HIT_FIELDS += ["utterances.words"]
 
 
+MAX_METRIC_VALUE = 1e9  # far past any real metric, well inside an integer field's range
 METRIC_OPERATORS = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
 _METRIC_FILTER = re.compile(r"^\s*([A-Za-z_]+)\s*(>=|<=|>|<)\s*(\S+)\s*$")
 _METRIC_SORT = re.compile(r"^([A-Za-z_]+):(asc|desc)$")
@@ -94,6 +95,9 @@ def parse_metric_filter(text: str) -> MetricFilter:
         value = math.nan
     if not math.isfinite(value):
         raise QueryError(f"metric: '{number[:50]}' is not a number (write 0.7, not 0,7)")
+    if abs(value) > MAX_METRIC_VALUE:
+        # Count metrics are integer fields: Elasticsearch refuses a bound past their range.
+        raise QueryError(f"metric: {number[:50]} is out of range (±{MAX_METRIC_VALUE:g} at most)")
     return MetricFilter(_metric_name(name, "metric"), operator, value)
 
 

@@ -86,6 +86,8 @@ def loaded(index_calls: Load) -> list[Call]:
         (["wpm_client>=1"], lambda m: m.wpm_client is not None),
         (["silence_s < 1e9"], lambda m: True),
         (["interruptions_client>0"], lambda m: m.interruptions_client > 0),
+        (["interruptions_client>1.5"], lambda m: m.interruptions_client > 1.5),
+        (["interruptions_client<=1e9"], lambda m: True),
     ],
 )
 def test_metric_filters_keep_exactly_the_calls_that_pass(
@@ -182,6 +184,8 @@ def test_a_cursor_belongs_to_its_sort(api: TestClient, loaded: list[Call]) -> No
         ({"metric": "talk_ratio_manager>0,5"}, "not a number"),
         ({"metric": "talk_ratio_manager>nan"}, "not a number"),
         ({"metric": "talk_ratio_manager>inf"}, "not a number"),
+        ({"metric": "interruptions_client>1e20"}, "out of range"),
+        ({"metric": "talk_ratio_manager>-1e308"}, "out of range"),
         ({"metric": "talk_ratio_manager"}, "expected <name><operator><number>"),
         ({"metric": ["wpm_client>1"] * 21}, "at most 20"),
         ({"sort": "talk_ratio_manager"}, "sort: expected"),
