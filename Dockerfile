@@ -14,7 +14,7 @@ COPY scripts/kibana-import ./scripts/
 ENV PYTHONPATH=/app \
     ES_URL=http://elasticsearch:9200 \
     EARSHOT_STORE_DIR=/data/store
-RUN useradd --system --uid 10001 --home-dir /app earshot \
+RUN useradd --system --create-home --uid 10001 earshot \
     && mkdir -p /data/store && chown earshot /data/store
 USER earshot
 EXPOSE 8000
