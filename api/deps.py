@@ -1,4 +1,19 @@
-"""Dependencies the routes declare: settings and the Elasticsearch client of the running app."""
+"""Dependencies the routes declare: settings, the Elasticsearch client, and who is calling.
+
+Access (api/security.py) is checked app-wide before any route runs: every route needs a key
+unless marked ``@public``, and every write (a method other than GET/HEAD) needs an admin key.
+Routes declare what they need anyway, so it reads in the code and shows in the OpenAPI:
+
+    @router.get("/trackers")
+    def list_trackers(principal: ReadDep, ...) -> ...: ...        # any key
+
+    @router.post("/trackers")
+    def create_tracker(principal: AdminDep, ...) -> ...: ...      # admin key
+        log.info("tracker created by %s", principal.key_name)     # a name, never the key
+
+or, when the route has no use for the principal, ``dependencies=[AdminAccess]`` in the
+decorator. With no keys configured every caller gets an admin principal named "open".
+"""
 
 from __future__ import annotations
 
@@ -7,6 +22,7 @@ from typing import Annotated
 from elasticsearch import Elasticsearch
 from fastapi import Depends, Request
 
+from api.security import Principal, authorize, require_admin
 from indexer.settings import Settings
 
 
@@ -22,3 +38,8 @@ def get_es(request: Request) -> Elasticsearch:
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 EsDep = Annotated[Elasticsearch, Depends(get_es)]
+# Any valid key (read or admin).
+ReadDep = Annotated[Principal, Depends(authorize)]
+# An admin key: 401 without a valid key, 403 with a read key.
+AdminDep = Annotated[Principal, Depends(require_admin)]
+AdminAccess = Depends(require_admin)

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from elasticsearch import Elasticsearch
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from api.errors import install_error_handlers
+from api.errors import document_errors, install_error_handlers
 from api.routes import calls, export, health, search, trackers
+from api.security import ApiKeys, RequestLimits, authorize, reject_unknown_parameters
 from indexer.index import connect
 from indexer.settings import Settings, get_settings
+
+log = logging.getLogger("earshot.api")
 
 DESCRIPTION = """Search every sales call by what was said, and jump to the second it was said.
 
@@ -23,20 +29,48 @@ bad query or parameter, 404 for an unknown call, 503 when Elasticsearch is unava
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    es = connect(settings)
+    keys = ApiKeys(settings.api_keys_read, settings.api_keys_admin)
+    if not keys.enabled:
+        log.warning(
+            "no API keys are configured: the API is open to anyone who can reach it; set "
+            "EARSHOT_API_KEYS_READ and EARSHOT_API_KEYS_ADMIN outside a local machine"
+        )
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        es.close()
+        app.state.es.close()
+        # A client that opens no connection until used: an app whose lifespan runs again (a
+        # test client per request does that) must not be left with a closed one.
+        app.state.es = _es_client(settings)
 
-    app = FastAPI(title="Earshot", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="Earshot",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        # Every route: a key (unless @public; writes need an admin key), declared parameters only.
+        dependencies=[Depends(authorize), Depends(reject_unknown_parameters)],
+    )
     # Created here, not at start-up, so the app works with or without the lifespan running.
     app.state.settings = settings
-    app.state.es = es
+    app.state.es = _es_client(settings)
+    app.state.api_keys = keys
+    app.add_middleware(
+        RequestLimits,
+        max_url_length=settings.max_url_length,
+        max_body_bytes=settings.max_request_body_bytes,
+    )
     if settings.cors_origins:
+        # Added last, so it wraps everything: refusals carry CORS headers too and a browser
+        # can read them. Keys travel in headers, not cookies: no credentials mode.
         app.add_middleware(
-            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET"]
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["X-API-Key", "Authorization", "Content-Type", "Range"],
+            expose_headers=["Content-Range", "Content-Length", "Accept-Ranges"],
+            max_age=600,
         )
     install_error_handlers(app)
     app.include_router(search.router)
@@ -44,4 +78,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(trackers.router)
     app.include_router(calls.router)
     app.include_router(health.router)
+    _document_openapi(app, settings, keys_enabled=keys.enabled)
     return app
+
+
+def _es_client(settings: Settings) -> Elasticsearch:
+    # A request waits es_request_timeout_s at most: no retry after a timeout (the caller would
+    # wait several timeouts), retries only when a connection fails outright.
+    return connect(settings).options(retry_on_timeout=False)
+
+
+def _document_openapi(app: FastAPI, settings: Settings, *, keys_enabled: bool) -> None:
+    """FastAPI's OpenAPI plus what it cannot see: every error status each route answers, the
+    API-key security, and the limits that come from settings."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            document_errors(schema, app, keys_enabled=keys_enabled)
+            _document_limits(schema, settings)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document_limits(schema: dict[str, Any], settings: Settings) -> None:
+    for parameter in schema["paths"].get("/v1/search", {}).get("get", {}).get("parameters", []):
+        if parameter["name"] == "size":
+            parameter["schema"]["maximum"] = settings.max_page_size
+        elif parameter["name"] == "q":
+            parameter["schema"].setdefault("maxLength", settings.max_query_length)

@@ -36,6 +36,7 @@ from indexer.query import Match, Node
 from indexer.settings import Settings
 from indexer.transcript import Direction
 
+MAX_YEAR = 9998
 CALL_FIELDS = [
     "call_id",
     "started_at",
@@ -120,13 +121,19 @@ def parse_date_param(name: str, value: str | None) -> datetime | date | None:
     if value is None:
         return None
     try:
-        if len(value) == len("2026-01-31"):
-            return date.fromisoformat(value)
-        return datetime.fromisoformat(value)
+        parsed = (
+            date.fromisoformat(value)
+            if len(value) == len("2026-01-31")
+            else datetime.fromisoformat(value)
+        )
     except ValueError as exc:
         raise QueryError(
             f"{name}: expected a date (2026-03-01) or date-time, got '{value[:100]}'"
         ) from exc
+    if parsed.year > MAX_YEAR:
+        # The day after 9999-12-31 (the end of a date_to day) does not exist in Python.
+        raise QueryError(f"{name}: the year must be {MAX_YEAR} or earlier")
+    return parsed
 
 
 @dataclass(frozen=True)
@@ -228,9 +235,24 @@ def decode_cursor(request: SearchRequest, cursor: str) -> list[Any]:
         raise QueryError("cursor is not valid: pass next_cursor exactly as returned") from exc
     if fingerprint != request.fingerprint():
         raise QueryError("cursor belongs to a different query: start again without a cursor")
-    if not (isinstance(after, list) and len(after) == 2):
+    if not (isinstance(after, list) and len(after) == 2 and _is_sort_value(after[0])):
+        raise QueryError("cursor is not valid: pass next_cursor exactly as returned")
+    if not isinstance(after[1], str):
         raise QueryError("cursor is not valid: pass next_cursor exactly as returned")
     return after
+
+
+def _is_sort_value(value: Any) -> bool:
+    """What Elasticsearch puts first in a sort array: a score, a date (epoch ms) or a metric
+    — a finite number, or ±Infinity as a string for a call without the metric. Anything else
+    (a forged cursor) would fail the search inside Elasticsearch."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**63
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return value in ("Infinity", "-Infinity")
 
 
 def build_query(
@@ -335,6 +357,12 @@ def search_calls(es: Elasticsearch, settings: Settings, request: SearchRequest) 
             if _too_many_terms(exc):
                 raise QueryError(
                     "a prefix matches too many different words: type more letters before *"
+                ) from exc
+            if exc.meta.status == 400 and request.cursor is not None:
+                # A forged cursor's values that do not fit the sort field (e.g. "Infinity"
+                # for a date).
+                raise QueryError(
+                    "cursor is not valid: pass next_cursor exactly as returned"
                 ) from exc
             raise
     if answer.get("timed_out"):

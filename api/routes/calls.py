@@ -1,12 +1,16 @@
 from __future__ import annotations
 
-from typing import Annotated
+import mimetypes
+from typing import Annotated, Any
 
 from elasticsearch import NotFoundError
-from fastapi import APIRouter, HTTPException, Path, Response
+from fastapi import APIRouter, Header, HTTPException, Path, Response
+from fastapi.responses import FileResponse
+from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
 from api.deps import EsDep, SettingsDep
 from api.schemas import CallDetail, Problem
+from api.security import confined_file
 from indexer.deletion import delete_call
 from indexer.errors import CallNotFoundError
 from indexer.index import backend_errors
@@ -33,6 +37,92 @@ def get_call(
     return CallDetail.model_validate(
         {key: value for key, value in document["_source"].items() if key != "utterance_count"}
     )
+
+
+_BINARY: dict[str, Any] = {"schema": {"type": "string", "format": "binary"}}
+
+
+@router.get(
+    "/calls/{call_id}/audio",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "description": "The recording (audio/* by its file name, else octet-stream).",
+            "content": {
+                "audio/*": _BINARY,
+                "video/*": _BINARY,
+                "application/octet-stream": _BINARY,
+            },
+        },
+        206: {
+            "description": "The byte range asked for in `Range` (several: multipart/byteranges).",
+            "content": {
+                "audio/*": _BINARY,
+                "video/*": _BINARY,
+                "application/octet-stream": _BINARY,
+                "multipart/byteranges": _BINARY,
+            },
+        },
+        403: {"model": Problem, "description": "The recording lies outside the audio root."},
+        404: {"model": Problem, "description": "No such call, no recording, or no audio root."},
+        416: {"model": Problem, "description": "The range starts past the recording's end."},
+    },
+    summary="The call's recording, for the player (HTTP Range supported: seek to a hit)",
+)
+def get_call_audio(
+    call_id: Annotated[str, Path(max_length=128)],
+    es: EsDep,
+    settings: SettingsDep,
+    range_: Annotated[
+        str | None,
+        Header(
+            alias="Range",
+            max_length=1024,
+            description="Bytes to send, e.g. `bytes=0-65535`; leave out for the whole file.",
+        ),
+    ] = None,
+) -> FileResponse:
+    if settings.audio_root is None:
+        raise HTTPException(status_code=404, detail="audio serving is not configured")
+    with backend_errors(settings.es_url):
+        try:
+            document = es.get(index=settings.calls_alias, id=call_id, source_includes=["audio"])
+        except NotFoundError as exc:
+            raise HTTPException(status_code=404, detail=f"no call with id '{call_id}'") from exc
+    uri = document["_source"].get("audio", {}).get("uri")
+    if not uri:
+        raise HTTPException(status_code=404, detail=f"call '{call_id}' has no recording")
+    path = confined_file(uri, settings.audio_root)
+    size = path.stat().st_size
+    if range_ is not None:
+        _check_range(range_, size)
+    media_type = mimetypes.guess_type(path.name)[0] or ""
+    if not media_type.startswith(("audio/", "video/")):
+        media_type = "application/octet-stream"
+    return FileResponse(
+        path,
+        media_type=media_type,
+        filename=f"{call_id}{path.suffix}",
+        content_disposition_type="inline",
+        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"},
+    )
+
+
+def _check_range(range_: str, size: int) -> None:
+    """Refuse a bad Range here, as JSON; FileResponse would answer it in plain text. It parses
+    with FileResponse's own parser, so what passes here is what it serves."""
+    try:
+        FileResponse._parse_range_header(range_, size)
+    except MalformedRangeHeader as exc:
+        raise HTTPException(
+            status_code=400, detail=f"Range header is not valid: {exc.content}"
+        ) from exc
+    except RangeNotSatisfiable as exc:
+        raise HTTPException(
+            status_code=416,
+            detail=f"the range starts past the end of the recording ({size} bytes)",
+            headers={"Content-Range": f"bytes */{size}"},
+        ) from exc
 
 
 @router.delete(

@@ -7,11 +7,14 @@ from fastapi.responses import JSONResponse
 
 from api.deps import EsDep, SettingsDep
 from api.schemas import Health
+from api.security import public, redact_url
 
 router = APIRouter(tags=["health"])
 
 
+# Both probes are open (no API key): load balancers and orchestrators call them.
 @router.get("/healthz", response_model=Health, summary="The process is up")
+@public
 def healthz() -> Health:
     return Health(status="ok")
 
@@ -22,13 +25,14 @@ def healthz() -> Health:
     responses={503: {"model": Health}},
     summary="Elasticsearch answers and the calls alias exists",
 )
+@public
 def readyz(es: EsDep, settings: SettingsDep) -> Health | JSONResponse:
     try:
         if es.indices.exists_alias(name=settings.calls_alias):
             return Health(status="ready")
         detail = f"the calls alias '{settings.calls_alias}' does not exist: load transcripts"
     except (elastic_transport.TransportError, ApiError) as exc:
-        detail = f"Elasticsearch at {settings.es_url} is unreachable: {exc}"
+        detail = f"Elasticsearch at {redact_url(settings.es_url)} is unreachable: {exc}"
     return JSONResponse(
         status_code=503, content=Health(status="not ready", detail=detail).model_dump()
     )

@@ -97,8 +97,9 @@ def search_request(
         ),
     ] = None,
     direction: Direction | None = None,
-    min_duration_s: Annotated[float | None, Query(ge=0)] = None,
-    max_duration_s: Annotated[float | None, Query(ge=0)] = None,
+    # Finite only: "inf" parses as a float, and Elasticsearch refuses Infinity in JSON.
+    min_duration_s: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
+    max_duration_s: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
     metric: Annotated[
         list[str] | None,
         Query(
