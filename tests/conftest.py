@@ -3,7 +3,10 @@ calls alias per test, removed afterwards."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +18,11 @@ from fastapi.testclient import TestClient
 # Models come from local paths only; a hub must never be contacted from tests.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Settings built from the environment (CLI runs, module-level Settings()) keep their transcript
+# store out of the checkout's .cache/store, which scripts/run uses; removed when tests end.
+if "EARSHOT_STORE_DIR" not in os.environ:
+    os.environ["EARSHOT_STORE_DIR"] = tempfile.mkdtemp(prefix="earshot-test-store-")
+    atexit.register(shutil.rmtree, os.environ["EARSHOT_STORE_DIR"], ignore_errors=True)
 
 from api.main import create_app
 from indexer.index import connect, is_reachable
