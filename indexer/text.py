@@ -23,9 +23,12 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 # Lucene's whitespace tokenizer cuts tokens at 255 characters; we cut first so both agree.
 MAX_TERM_LENGTH = 255
+# Distinct recognised words (with their case and punctuation) whose analysis is kept.
+WORD_CACHE_SIZE = 200_000
 
 _APOSTROPHES = str.maketrans({"’": "'", "ʼ": "'", "‘": "'", "`": "'", "´": "'"})
 _NUMBER = r"\d+(?:[.,]\d+)*"
@@ -70,17 +73,26 @@ def _cut(term: str) -> list[str]:
     return [term[i : i + MAX_TERM_LENGTH] for i in range(0, len(term), MAX_TERM_LENGTH)]
 
 
-def word_terms(word: str) -> list[str]:
-    """The terms of one recognised word (zero for pure punctuation, several for ``e-mail``)."""
+@lru_cache(maxsize=WORD_CACHE_SIZE)
+def _analysed(word: str) -> tuple[str, tuple[str, ...]]:
+    """A word folded (and stripped) and its terms. Cached because speech repeats a small
+    vocabulary: this runs for every word indexed and every word of every hit the API returns,
+    and folding plus the term regex cost more than the lookup."""
+    folded = fold(word)
     terms: list[str] = []
-    for match in _TERM_RE.finditer(fold(word)):
+    for match in _TERM_RE.finditer(folded):
         if match.group("number") is not None:
             pieces = _normalise_number(match.group("number"))
         else:
             pieces = [match.group("word")]
         for piece in pieces:
             terms.extend(_cut(piece))
-    return terms
+    return folded.strip(), tuple(terms)
+
+
+def word_terms(word: str) -> list[str]:
+    """The terms of one recognised word (zero for pure punctuation, several for ``e-mail``)."""
+    return list(_analysed(word)[1])
 
 
 def terms_of_words(words: Sequence[str]) -> list[Term]:
@@ -89,8 +101,7 @@ def terms_of_words(words: Sequence[str]) -> list[Term]:
     # A word that is nothing but a 1-3 digit group may be continued by the next word.
     open_group = False
     for index, word in enumerate(words):
-        folded = fold(word).strip()
-        pieces = word_terms(word)
+        folded, pieces = _analysed(word)
         if (
             open_group
             and pieces
