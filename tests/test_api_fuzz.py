@@ -37,7 +37,7 @@ ES_URL = os.environ.get("ES_URL", "http://127.0.0.1:9200")
 SAMPLES = PROJECT_ROOT / "samples" / "calls"
 READ_KEY = "fuzz-read-key-" + "r" * 24
 ADMIN_KEY = "fuzz-admin-key-" + "a" * 24
-EXAMPLES_PER_OPERATION = 40
+EXAMPLES_PER_OPERATION = 20
 # The one sample call whose recording exists (under the audio root), so the audio route is
 # fuzzed on a real file too (Range headers, 206, 416), not only on refusals.
 CALL_WITH_AUDIO = "en-0002-pricing"
