@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     asr_beam_size: int = Field(
         default=5, ge=1, le=10, description="Whisper beam width; 1 is greedy decoding."
     )
+    asr_vad: Literal["silero", "pyannote"] = Field(
+        default="silero",
+        description="Speech detector: Silero (in the faster-whisper wheel) or WhisperX's pyannote.",
+    )
     asr_max_pause_s: float = Field(
         default=0.8, gt=0, description="A silence this long between words ends an utterance."
     )

@@ -1,15 +1,19 @@
 """The recogniser: one WhisperX model, loaded once per process, from a local directory only.
 
 WhisperX supplies the model loader, the pyannote VAD (its segmentation checkpoint ships inside
-the whisperx wheel, so it works offline; the Silero option would fetch from GitHub) and a
-batched decoder that returns *segment*-level text. Word times come from one of two places:
+the whisperx wheel, so it works offline; WhisperX's own Silero option would fetch from GitHub)
+and a batched decoder that returns *segment*-level text. Speech regions come from the VAD that
+``asr_vad`` names: ``silero`` (default), the Silero model that ships inside the faster-whisper
+wheel, run on onnxruntime, or ``pyannote``, WhisperX's. Word times come from one of two places:
 
 * ``recognize_text`` + ``alignment.Aligner``: canonical WhisperX — batched transcription,
   then wav2vec2 forced alignment. Used when an alignment model for the language is configured.
-* ``recognize_words``: the documented fallback — the same VAD chunks decoded by
-  faster-whisper's batched pipeline on the *same loaded model* with ``word_timestamps=True``,
-  which times words from Whisper's cross-attention. Coarser than wav2vec2, but every word is
-  timed and nothing is downloaded. Transcripts record it as ``asr.aligned = false``.
+  WhisperX runs its own pyannote VAD inside, whatever ``asr_vad`` says.
+* ``recognize_words``: the documented fallback — the channel's speech regions packed into
+  full windows (``packing``) and decoded by faster-whisper's batched pipeline on the *same
+  loaded model* with ``word_timestamps=True``, which times words from Whisper's
+  cross-attention. Coarser than wav2vec2, but every word is timed and nothing is downloaded.
+  Transcripts record it as ``asr.aligned = false``.
 """
 
 from __future__ import annotations
@@ -22,12 +26,22 @@ from typing import Any, Literal
 
 import numpy as np
 
+from indexer.asr import packing
 from indexer.asr.audio import SAMPLE_RATE, Samples
 from indexer.asr.words import TimedWord
 from indexer.errors import EarshotError
 
 Device = Literal["auto", "cpu", "cuda"]
+VadName = Literal["silero", "pyannote"]
 LANGUAGE_WINDOW_S = 30.0  # Whisper detects language from one 30 s window
+# Audio kept either side of a VAD speech region when packing (faster-whisper pads by 400 ms).
+SPEECH_PAD_S = 0.4
+# Hop of the pyannote VAD's 5 s sliding window. pyannote's default (10 % of the window, 0.5 s)
+# runs every second of audio through the model ten times and cost as much as decoding on CPU;
+# at half the window each frame is still scored twice, and regions move by ~1 % of frames.
+VAD_STEP_S = 2.5
+# Silero: a pause this long ends a region (faster-whisper's batched mode uses the same).
+SILERO_MIN_SILENCE_MS = 160
 
 
 class AsrModelError(EarshotError):
@@ -36,7 +50,7 @@ class AsrModelError(EarshotError):
 
 @dataclass(frozen=True)
 class Chunk:
-    """A stretch of speech handed to Whisper as one window (≤ 30 s)."""
+    """A speech region as the VAD found it (≤ ``chunk_s``), in seconds of the recording."""
 
     start: float
     end: float
@@ -72,6 +86,8 @@ class Engine:
         device: Literal["cpu", "cuda"],
         batch_size: int,
         chunk_s: float,
+        beam_size: int = 5,
+        vad: VadName = "silero",
     ) -> None:
         from faster_whisper import BatchedInferencePipeline
 
@@ -82,6 +98,8 @@ class Engine:
         self.device = device
         self.batch_size = batch_size
         self.chunk_s = chunk_s
+        self.beam_size = beam_size
+        self.vad = vad
 
     @classmethod
     def load(
@@ -92,6 +110,9 @@ class Engine:
         compute_type: str | None = None,
         threads: int = 0,
         chunk_s: float = 30.0,
+        beam_size: int = 5,
+        vad: VadName = "silero",
+        vad_step_s: float = VAD_STEP_S,
     ) -> Engine:
         if not (model_dir / "model.bin").is_file():
             raise AsrModelError(
@@ -112,22 +133,39 @@ class Engine:
                 compute_type=compute,
                 vad_method="pyannote",
                 vad_options={"chunk_size": chunk_s},
+                asr_options={"beam_size": beam_size},
                 local_files_only=True,
                 threads=threads or os.cpu_count() or 1,
             )
         except (RuntimeError, ValueError, OSError) as exc:
             raise AsrModelError(f"cannot load the model in {model_dir}: {exc}") from exc
-        return cls(pipeline, model_dir.name, resolved, batch_size, chunk_s)
+        _set_vad_step(pipeline.vad_model, vad_step_s)
+        return cls(pipeline, model_dir.name, resolved, batch_size, chunk_s, beam_size, vad)
 
-    def speech_chunks(self, samples: Samples) -> list[Chunk]:
-        """WhisperX's VAD: speech regions merged into windows of at most ``chunk_s``."""
+    def speech_regions(self, samples: Samples) -> list[Chunk]:
+        """Speech regions of one channel, none longer than a window less its two margins."""
+        longest = self.chunk_s - 2 * SPEECH_PAD_S
+        if self.vad == "silero":
+            from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+            options = VadOptions(
+                max_speech_duration_s=longest,
+                min_silence_duration_ms=SILERO_MIN_SILENCE_MS,
+                speech_pad_ms=0,  # packing adds SPEECH_PAD_S itself
+            )
+            return [
+                Chunk(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE)
+                for s in get_speech_timestamps(samples, options)
+            ]
+        from whisperx.vads.pyannote import Binarize
+
         vad = self._pipeline.vad_model
         scores = vad({"waveform": vad.preprocess_audio(samples), "sample_rate": SAMPLE_RATE})
         params = self._pipeline._vad_params
-        merged = vad.merge_chunks(
-            scores, self.chunk_s, onset=params["vad_onset"], offset=params["vad_offset"]
+        binarize = Binarize(
+            onset=params["vad_onset"], offset=params["vad_offset"], max_duration=longest
         )
-        return [Chunk(float(c["start"]), float(c["end"])) for c in merged]
+        return [Chunk(float(r.start), float(r.end)) for r in binarize(scores).get_timeline()]
 
     def detect_language(self, speech: Samples) -> tuple[str, float]:
         """Language of (up to 30 s of) speech, and Whisper's confidence in it."""
@@ -136,31 +174,39 @@ class Engine:
         return str(language), float(probability)
 
     def recognize_words(
-        self, samples: Samples, chunks: list[Chunk], language: str
+        self, samples: Samples, regions: list[Chunk], language: str
     ) -> list[RecognizedSegment]:
-        """Fallback path: batched decoding of the VAD chunks with Whisper word timestamps."""
-        if not chunks:
+        """Fallback path: packed speech decoded in batches with Whisper word timestamps."""
+        if not regions:
             return []
+        plan = packing.plan(
+            [(r.start, r.end) for r in regions],
+            len(samples) / SAMPLE_RATE,
+            SPEECH_PAD_S,
+            self.chunk_s,
+        )
         segments, _ = self._batched.transcribe(
-            samples,
+            packing.packed_audio(samples, plan),
             language=language,
             task="transcribe",
             batch_size=self.batch_size,
-            beam_size=5,
+            beam_size=self.beam_size,
             word_timestamps=True,
             without_timestamps=True,
             condition_on_previous_text=False,
-            clip_timestamps=[{"start": c.start, "end": c.end} for c in chunks],
+            clip_timestamps=[{"start": start, "end": end} for start, end in plan.windows],
         )
         recognized = []
         for segment in segments:
-            words = tuple(
-                TimedWord(w.word, float(w.start), float(w.end), float(w.probability))
-                for w in segment.words or []
-            )
-            recognized.append(
-                RecognizedSegment(float(segment.start), float(segment.end), segment.text, words)
-            )
+            words = []
+            for w in segment.words or []:
+                start, end = plan.interval(float(w.start), float(w.end))
+                words.append(TimedWord(w.word, start, end, float(w.probability)))
+            if words:
+                bounds = (words[0].start or 0.0, max(w.end or 0.0 for w in words))
+            else:
+                bounds = plan.interval(float(segment.start), float(segment.end))
+            recognized.append(RecognizedSegment(*bounds, segment.text, tuple(words)))
         return recognized
 
     def recognize_text(self, samples: Samples, language: str) -> list[RecognizedSegment]:
@@ -176,9 +222,28 @@ class Engine:
 
 
 def speech_of(samples: Samples, chunks: list[Chunk]) -> Samples:
-    """The speech-only audio of some chunks, concatenated (for language detection)."""
+    """The speech-only audio of some regions, concatenated (for language detection)."""
     parts = [samples[int(c.start * SAMPLE_RATE) : int(c.end * SAMPLE_RATE)] for c in chunks]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+
+def _set_vad_step(vad: Any, step_s: float) -> None:
+    """Re-make the VAD's sliding-window inference with a longer hop (``VAD_STEP_S``).
+
+    The windows still overlap (each frame is scored by ``duration / step`` windows and the
+    scores averaged), so regions barely move; the cost falls in proportion to the hop.
+    """
+    from pyannote.audio import Inference
+
+    current = vad.vad_pipeline._segmentation
+    vad.vad_pipeline._segmentation = Inference(
+        current.model,
+        duration=current.duration,
+        step=min(step_s, current.duration),
+        batch_size=current.batch_size,
+        pre_aggregation_hook=current.pre_aggregation_hook,
+        device=current.device,
+    )
 
 
 def _quiet_libraries() -> None:

@@ -75,6 +75,8 @@ class Transcriber:
             compute_type=settings.asr_compute_type,
             threads=settings.asr_threads,
             chunk_s=settings.asr_chunk_s,
+            beam_size=settings.asr_beam_size,
+            vad=settings.asr_vad,
         )
         aligner = (
             Aligner(settings.align_model_dir, engine.device) if settings.align_model_dir else None
@@ -94,7 +96,7 @@ class Transcriber:
                 f"(asr_min_audio_s = {self.settings.asr_min_audio_s} s)"
             )
             return self._call(audio, meta, meta.language or "und", [], warnings, aligned=False)
-        chunks = [self.engine.speech_chunks(samples) for samples in audio.channels]
+        chunks = [self.engine.speech_regions(samples) for samples in audio.channels]
         if not any(chunks):
             warnings.append("no speech detected (the VAD found no voice in any channel)")
             return self._call(audio, meta, meta.language or "und", [], warnings, aligned=False)

@@ -1,0 +1,78 @@
+"""Speech packing: spans, windows and the map from packed time back to the recording."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from indexer.asr.audio import SAMPLE_RATE
+from indexer.asr.packing import packed_audio, plan
+
+
+def test_silence_between_regions_is_cut_and_times_map_back() -> None:
+    # Two regions 20 s apart: one window, the silence between them gone but for the margins.
+    packing = plan([(1.0, 3.0), (23.0, 25.0)], duration_s=30.0, pad_s=0.5, window_s=30.0)
+    assert [(s.start, s.end, s.packed_start) for s in packing.spans] == [
+        (0.5, 3.5, 0.0),
+        (22.5, 25.5, 3.0),
+    ]
+    assert packing.windows == ((0.0, 6.0),)
+    assert packing.interval(1.0, 1.5) == (1.5, 2.0)
+    assert packing.interval(3.5, 4.0) == (23.0, 23.5)
+    # A word straddling the cut belongs to the span of its midpoint, clamped into it.
+    assert packing.interval(2.8, 3.4) == (22.5, 22.9)
+    assert packing.interval(2.5, 3.1) == (3.0, 3.5)
+
+
+def test_close_regions_merge_and_windows_never_split_a_span() -> None:
+    regions = [(0.0, 10.0), (10.4, 20.0), (20.5, 31.0), (40.0, 45.0)]
+    packing = plan(regions, duration_s=60.0, pad_s=0.4, window_s=30.0)
+    spans = [(s.start, s.end) for s in packing.spans]
+    # The first two overlap once padded and fit a window together: one span. The third would
+    # make it outgrow a window, so it starts where the previous one ends instead of overlapping.
+    assert spans == [(0.0, 20.4), (20.4, 31.4), (39.6, 45.4)]
+    assert packing.windows == ((0.0, 20.4), (20.4, 37.2))
+
+
+def test_packed_audio_holds_the_spans_samples() -> None:
+    samples = np.arange(10 * SAMPLE_RATE, dtype=np.float32)
+    packing = plan([(1.0, 2.0), (5.0, 6.0)], duration_s=10.0, pad_s=0.0, window_s=30.0)
+    packed = packed_audio(samples, packing)
+    assert len(packed) == 2 * SAMPLE_RATE
+    assert packed[0] == SAMPLE_RATE
+    assert packed[SAMPLE_RATE] == 5 * SAMPLE_RATE
+
+
+def test_no_regions_no_windows() -> None:
+    packing = plan([], duration_s=10.0, pad_s=0.4, window_s=30.0)
+    assert packing.spans == ()
+    assert packing.windows == ()
+
+
+regions = st.lists(
+    st.tuples(st.floats(0, 600), st.floats(0.05, 29.0)).map(lambda r: (r[0], r[0] + r[1])),
+    max_size=40,
+).map(sorted)
+
+
+@given(regions, st.floats(0, 1), st.floats(0, 700), st.floats(0, 700))
+def test_windows_cover_the_spans_and_times_map_in_order(
+    found: list[tuple[float, float]], pad: float, a: float, b: float
+) -> None:
+    duration = max([end for _, end in found], default=0.0) + 1.0
+    packing = plan(found, duration_s=duration, pad_s=pad, window_s=30.0)
+    total = sum(s.length for s in packing.spans)
+    assert all(end - start <= 30.0 + 1e-6 for start, end in packing.windows)
+    assert abs(sum(end - start for start, end in packing.windows) - total) < 1e-6
+    for earlier, later in zip(packing.spans, packing.spans[1:], strict=False):
+        assert earlier.end <= later.start + 1e-9  # disjoint, in order: nothing decoded twice
+    # Every region's speech is inside the spans.
+    for start, end in found:
+        covered = sum(max(0.0, min(end, s.end) - max(start, s.start)) for s in packing.spans)
+        assert covered >= end - start - 1e-3
+    if packing.spans:
+        low, high = sorted((a % (total + 1e-9), b % (total + 1e-9)))
+        mapped = packing.interval(low, high)
+        assert 0.0 <= mapped[0] <= mapped[1] <= duration
+        assert packing.to_recording(low) <= packing.to_recording(high)
