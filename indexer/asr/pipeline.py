@@ -1,10 +1,11 @@
 """Recordings in, transcripts out: one call (``Transcriber``) and a batch of files (``run_batch``).
 
-Per call: decode → VAD per channel → language (metadata, else detected on the speech) →
-words per channel (wav2vec2-aligned when a model is configured for the language, else
-Whisper's word timestamps; untimed words interpolated) → roles (stereo: channel layout;
-mono: diarization + speaker rule, or ``unknown`` with a warning) → utterances split at
-speaker changes and pauses, merged in time order.
+Per call: decode → (a stereo file whose channels carry the same audio becomes mono) → VAD per
+channel → language (metadata, else detected on the speech) → words per channel
+(wav2vec2-aligned when a model is configured for the language, else Whisper's word timestamps
+on the packed speech; untimed words interpolated) → roles (stereo: channel layout; mono:
+diarization + speaker rule, or ``unknown`` with a warning) → utterances split at speaker
+changes and pauses, merged in time order.
 
 A batch never stops for one bad file: every failure becomes one line naming the file.
 """
@@ -48,6 +49,10 @@ CHANNEL_SPEAKERS = ("left", "right")
 MONO_SPEAKER = "speaker"
 UNATTRIBUTED = "unattributed"  # a word no diarization turn covers
 LOW_LANGUAGE_CONFIDENCE = 0.5
+# Channels this correlated are one signal twice (a mono recording saved as stereo), not one
+# party each: transcribing both would give every word twice, once per role. Telephony echo of
+# the other party is delayed and faint, far below this.
+SAME_AUDIO_CORRELATION = 0.98
 
 
 class Transcriber:
@@ -96,18 +101,28 @@ class Transcriber:
                 f"(asr_min_audio_s = {self.settings.asr_min_audio_s} s)"
             )
             return self._call(audio, meta, meta.language or "und", [], warnings, aligned=False)
-        chunks = [self.engine.speech_regions(samples) for samples in audio.channels]
+        channels = audio.channels
+        correlation = _correlation(channels)
+        if correlation >= SAME_AUDIO_CORRELATION:
+            warnings.append(
+                f"both channels carry the same audio (correlation {correlation:.3f}): "
+                "transcribed once, as a mono recording"
+            )
+            channels = (audio.mixdown(),)
+        chunks = [self.engine.speech_regions(samples) for samples in channels]
         if not any(chunks):
             warnings.append("no speech detected (the VAD found no voice in any channel)")
-            return self._call(audio, meta, meta.language or "und", [], warnings, aligned=False)
-        language = meta.language or self._detect_language(audio, chunks, warnings)
+            return self._call(
+                audio, meta, meta.language or "und", [], warnings, False, len(channels)
+            )
+        language = meta.language or self._detect_language(channels, chunks, warnings)
         aligned = self.aligner is not None and self.aligner.supports(language)
         tracks = [
             self._words(samples, channel_chunks, language, aligned)
-            for samples, channel_chunks in zip(audio.channels, chunks, strict=True)
+            for samples, channel_chunks in zip(channels, chunks, strict=True)
         ]
         if len(tracks) == 1:
-            utterances = self._mono(audio.channels[0], tracks[0], meta, warnings)
+            utterances = self._mono(channels[0], tracks[0], meta, warnings)
         else:
             roles = channel_roles(len(tracks), meta.channels)
             utterances = merge_in_time_order(
@@ -117,12 +132,12 @@ class Transcriber:
                 )
                 for c, words in enumerate(tracks)
             )
-        return self._call(audio, meta, language, utterances, warnings, aligned)
+        return self._call(audio, meta, language, utterances, warnings, aligned, len(tracks))
 
     def _detect_language(
-        self, audio: DecodedAudio, chunks: list[list[Chunk]], warnings: list[str]
+        self, channels: Sequence[Samples], chunks: list[list[Chunk]], warnings: list[str]
     ) -> str:
-        speech = [speech_of(s, c) for s, c in zip(audio.channels, chunks, strict=True)]
+        speech = [speech_of(s, c) for s, c in zip(channels, chunks, strict=True)]
         # Interleave channels' speech so both parties are heard within Whisper's 30 s window.
         mixed = _interleave(speech)
         language, probability = self.engine.detect_language(mixed)
@@ -195,8 +210,9 @@ class Transcriber:
         utterances: list[Utterance],
         warnings: list[str],
         aligned: bool,
+        transcribed_channels: int | None = None,
     ) -> Call:
-        if audio.probe.channels > 1:
+        if (transcribed_channels or audio.probe.channels) > 1:
             diarization = "channels"
         else:
             diarization = self.diarizer.name if self.diarizer else "none"
@@ -336,6 +352,17 @@ def run_batch(
                 bar.update(round(item.duration_s or 0.0, 1))
     summary.wall_s = time.monotonic() - started
     return summary
+
+
+def _correlation(channels: Sequence[Samples]) -> float:
+    """Pearson correlation of two channels; 0 for mono, silence, or a channel that is flat."""
+    if len(channels) != 2:
+        return 0.0
+    step = max(1, len(channels[0]) // 2_000_000)  # a sample of a long call says as much
+    left, right = (np.asarray(c[::step], dtype=np.float64) for c in channels)
+    left, right = left - left.mean(), right - right.mean()
+    scale = float(np.sqrt(np.dot(left, left) * np.dot(right, right)))
+    return float(np.dot(left, right)) / scale if scale > 0 else 0.0
 
 
 def _interleave(parts: list[Samples], slice_s: float = 2.0) -> Samples:
