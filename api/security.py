@@ -10,9 +10,10 @@ key on a write is a 403. With no key configured at all the API is open — the l
 Keys are compared in constant time (digests of equal length, every configured key compared) and
 never logged or echoed: messages name the header, never its value.
 
-Limits that apply before any route runs (:class:`RequestLimits`): the URL length (414) and the
-request body size (413). Unknown or repeated query parameters are rejected with a 400 naming
-them (:func:`reject_unknown_parameters`): a misspelt filter must not silently widen a search.
+Limits that apply before any route runs (:class:`RequestLimits`): the URL length (414), the
+request body size (413; a body must announce its length, else 411). Unknown or repeated query
+parameters are rejected with a 400 naming them (:func:`reject_unknown_parameters`): a misspelt
+filter must not silently widen a search.
 
 Recordings are served only from inside the ``audio_root`` directory (:func:`confined_file`).
 """
