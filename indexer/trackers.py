@@ -259,7 +259,7 @@ def create_tracker(es: Elasticsearch, settings: Settings, spec: TrackerCreate) -
                 id=tracker_id,
                 document=tracker.model_dump(mode="json"),
                 op_type="create",
-                refresh="wait_for",
+                refresh=True,
             )
         except ConflictError as exc:
             raise TrackerConflictError(
@@ -283,7 +283,7 @@ def replace_tracker(
             index=trackers_index(settings.calls_alias),
             id=tracker_id,
             document=tracker.model_dump(mode="json"),
-            refresh="wait_for",
+            refresh=True,
         )
     retag(es, settings, tracker_id)
     return tracker
@@ -293,7 +293,7 @@ def delete_tracker(es: Elasticsearch, settings: Settings, tracker_id: str) -> No
     """Remove a tracker and its tag from every call."""
     with backend_errors(settings.es_url):
         try:
-            es.delete(index=trackers_index(settings.calls_alias), id=tracker_id, refresh="wait_for")
+            es.delete(index=trackers_index(settings.calls_alias), id=tracker_id, refresh=True)
         except NotFoundError as exc:
             raise TrackerNotFoundError(tracker_id) from exc
     retag(es, settings, tracker_id)
