@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -38,29 +37,79 @@ def second_token(seconds: float) -> str:
     return _SECOND_TOKENS[whole] if whole < len(_SECOND_TOKENS) else f"{whole:05d}"
 
 
-@dataclass(frozen=True, slots=True)
 class TermLayout:
-    """An utterance's search positions: term ``i`` of every list belongs to position ``i``."""
+    """An utterance's search positions: term ``i`` of every list belongs to position ``i``.
 
-    terms: list[Term]
-    lemma: list[str]
-    lemma_alt: list[str]
-    start_s: list[str]
-    to_end_s: list[str]
+    Only ``terms`` is made up front; the lemmas and the second tokens are made the first time
+    they are read. Exact-mode matching (most searches, each hit the API returns) never reads
+    them, and a layout is rebuilt for every utterance the API shows.
+    """
+
+    __slots__ = (
+        "_duration_s",
+        "_ends",
+        "_lemma",
+        "_lemma_alt",
+        "_start_s",
+        "_starts",
+        "_to_end_s",
+        "terms",
+    )
+
+    def __init__(
+        self,
+        terms: list[Term],
+        starts: Sequence[float],
+        ends: Sequence[float],
+        duration_s: float,
+    ) -> None:
+        self.terms = terms
+        self._starts = starts
+        self._ends = ends
+        self._duration_s = duration_s
+        self._lemma: list[str] | None = None
+        self._lemma_alt: list[str] | None = None
+        self._start_s: list[str] | None = None
+        self._to_end_s: list[str] | None = None
+
+    @property
+    def lemma(self) -> list[str]:
+        if self._lemma is None:
+            self._make_lemmas()
+        assert self._lemma is not None
+        return self._lemma
+
+    @property
+    def lemma_alt(self) -> list[str]:
+        if self._lemma_alt is None:
+            self._make_lemmas()
+        assert self._lemma_alt is not None
+        return self._lemma_alt
+
+    def _make_lemmas(self) -> None:
+        pairs = [indexed_lemmas(term.text) for term in self.terms]
+        self._lemma = [pair[0] for pair in pairs]
+        self._lemma_alt = [pair[1] for pair in pairs]
+
+    @property
+    def start_s(self) -> list[str]:
+        if self._start_s is None:
+            self._start_s = [second_token(self._starts[term.first_word]) for term in self.terms]
+        return self._start_s
+
+    @property
+    def to_end_s(self) -> list[str]:
+        if self._to_end_s is None:
+            self._to_end_s = [
+                second_token(self._duration_s - self._ends[term.last_word]) for term in self.terms
+            ]
+        return self._to_end_s
 
 
 def term_layout(
     texts: Sequence[str], starts: Sequence[float], ends: Sequence[float], duration_s: float
 ) -> TermLayout:
-    terms = terms_of_words(texts)
-    lemmas = [indexed_lemmas(term.text) for term in terms]
-    return TermLayout(
-        terms=terms,
-        lemma=[pair[0] for pair in lemmas],
-        lemma_alt=[pair[1] for pair in lemmas],
-        start_s=[second_token(starts[term.first_word]) for term in terms],
-        to_end_s=[second_token(duration_s - ends[term.last_word]) for term in terms],
-    )
+    return TermLayout(terms_of_words(texts), starts, ends, duration_s)
 
 
 def locate_words(text: str, words: list[Word]) -> list[tuple[int, int] | None]:
