@@ -25,7 +25,7 @@ from indexer.asr.alignment import Aligner
 from indexer.asr.audio import SAMPLE_RATE, AudioProbe, DecodedAudio, Samples, decode, probe
 from indexer.asr.audio import is_audio_file as _is_audio
 from indexer.asr.diarization import Diarizer, PyannoteDiarizer
-from indexer.asr.engine import Chunk, Engine, RecognizedSegment, speech_of
+from indexer.asr.engine import AsrModelError, Chunk, Engine, RecognizedSegment, speech_of
 from indexer.asr.ledger import Ledger, file_digest, job_key
 from indexer.asr.metadata import MetadataSource, ResolvedMetadata
 from indexer.asr.roles import SpeakerRule, SpokenText, channel_roles, speaker_at, speaker_roles
@@ -298,7 +298,8 @@ def run_batch(
     """Transcribe every recording into ``out_dir/<call_id>.json``; failures do not stop it.
 
     ``make_transcriber`` is called once, and only if some file needs transcribing, so a re-run
-    over finished files never loads a model.
+    over finished files never loads a model. An unusable model (``AsrModelError``, from it or
+    from a model loaded on first use) ends the batch: it is raised, not counted per file.
     """
     started = time.monotonic()
     summary = BatchSummary()
@@ -342,6 +343,8 @@ def run_batch(
                 summary.transcribed += 1
                 summary.empty += not call.utterances
                 summary.audio_s += call.duration_s
+            except AsrModelError:
+                raise  # no recording can be transcribed: the caller exits 2, not N failures
             except EarshotError as exc:
                 summary.failures.append(str(exc))
             except Exception as exc:
