@@ -66,7 +66,8 @@ def _raw_lines(corpus: Path, count: int) -> list[str]:
 def python_cost(
     es: Elasticsearch, settings: Settings, corpus: Path, sample: int
 ) -> dict[str, dict[str, float]]:
-    """Milliseconds per call of each step of the loader's Python work, cold then warm."""
+    """CPU milliseconds per call of each step of the loader's Python work, cold then warm
+    (CPU time, not wall time: other work on the machine does not inflate it)."""
     lines = _raw_lines(corpus, sample)
     scratch = Path(tempfile.mkdtemp(prefix="earshot-bench-"))
     sample_file = scratch / "sample.jsonl"
@@ -79,20 +80,20 @@ def python_cost(
     try:
         for name in ("cold", "warm"):
             steps: dict[str, float] = {}
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             calls = [item.call for item in read_calls([sample_file], LoadSummary())]
-            t1 = time.perf_counter()
+            t1 = time.process_time()
             tags = [tag(call) for call in calls]
-            t2 = time.perf_counter()
+            t2 = time.process_time()
             documents = [call_document(c, t) for c, t in zip(calls, tags, strict=True)]
-            t3 = time.perf_counter()
+            t3 = time.process_time()
             if settings.store_dir is not None:
                 for call in calls:
                     write_call_file(call, scratch / "store" / f"{call.call_id}.json")
-            t4 = time.perf_counter()
+            t4 = time.process_time()
             for document in documents:
                 serializer.dumps(document)
-            t5 = time.perf_counter()
+            t5 = time.process_time()
             n = len(calls)
             steps = {
                 "read_ms": (t1 - t0) * 1000 / n,

@@ -33,7 +33,7 @@ from elasticsearch import Elasticsearch
 from elasticsearch.serializer import JsonSerializer
 
 from bench.corpus import read_truth
-from bench.measure import ROOT, latency_summary, rss_mb
+from bench.measure import ROOT, cpu_seconds, es_pid, latency_summary, rss_mb
 from indexer.index import connect
 from indexer.settings import Settings
 
@@ -416,6 +416,7 @@ def run_mix(
     from bench.measure import load_average
 
     host, port = _es_address(settings.es_url)
+    es_process = es_pid(settings.es_url)
     results: dict[str, Any] = {}
     for clients in levels:
         rows = []
@@ -426,12 +427,19 @@ def run_mix(
                 api_target = Target("127.0.0.1", api_port, [[item.api_request]])
                 drive(es_target, 1, requests_per_client=3)
                 drive(api_target, 1, requests_per_client=3)
+                # CPU seconds of each process per request: the work behind the latencies,
+                # which other load on the machine does not inflate.
+                cpu0 = cpu_seconds(es_process)
                 if clients == 1:
                     es = drive(es_target, 1, requests_per_client=requests)
-                    api = drive(api_target, 1, requests_per_client=requests)
                 else:
                     es = drive(es_target, clients, duration_s=duration_s)
+                cpu1, api_cpu1 = cpu_seconds(es_process), cpu_seconds(api_pid)
+                if clients == 1:
+                    api = drive(api_target, 1, requests_per_client=requests)
+                else:
                     api = drive(api_target, clients, duration_s=duration_s)
+                cpu2, api_cpu2 = cpu_seconds(es_process), cpu_seconds(api_pid)
                 es_summary, api_summary = es.summary(), api.summary()
                 rows.append(
                     {
@@ -439,6 +447,9 @@ def run_mix(
                         "api": api_summary,
                         "es": es_summary,
                         "ratio_p50": api_summary["p50_ms"] / es_summary["p50_ms"],
+                        "es_cpu_ms_direct": (cpu1 - cpu0) * 1000 / max(1, es_summary["n"]),
+                        "es_cpu_ms_via_api": (cpu2 - cpu1) * 1000 / max(1, api_summary["n"]),
+                        "api_cpu_ms": (api_cpu2 - api_cpu1) * 1000 / max(1, api_summary["n"]),
                     }
                 )
         results[str(clients)] = {
