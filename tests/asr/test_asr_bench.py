@@ -1,0 +1,36 @@
+"""scripts/bench-asr runs end to end on one short file cut in two, so the benchmark never rots.
+
+Speed is not asserted here (timings belong in docs/benchmarks.md); only that every system
+ran on every set and the table came out."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from indexer.settings import PROJECT_ROOT
+
+pytestmark = pytest.mark.asr
+
+
+def test_bench_asr_smoke(real_audio: Path, tmp_path: Path) -> None:
+    rows_file = tmp_path / "rows.json"
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "scripts" / "bench-asr"), "--repeat", "1",
+         "--sets", "short", "--piece-s", "2", "--json", str(rows_file),
+         str(real_audio / "short_ru.wav")],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| System | Set | Files |" in result.stdout
+    report = json.loads(rows_file.read_text())
+    ran = [(row["system"], row["set"]) for row in report["rows"]]
+    assert ran == [("pipeline", "short"), ("faster-whisper", "short"), ("whisperx", "short")]
+    for row in report["rows"]:
+        assert row["files"] == 2  # 3.2 s cut into 2 s pieces
+        assert row["audio_s"] > 3
+        assert row["wall_s"] > 0
