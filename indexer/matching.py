@@ -41,10 +41,12 @@ def _term_matches(pattern: Pattern, k: int, layout: TermLayout, position: int, m
 
 def pattern_spans(pattern: Pattern, layout: TermLayout, mode: Mode) -> list[tuple[int, int]]:
     width = pattern.width
+    # The first term rules out almost every position: test it alone before the rest.
     return [
         (start, start + width - 1)
         for start in range(len(layout.terms) - width + 1)
-        if all(_term_matches(pattern, k, layout, start + k, mode) for k in range(width))
+        if _term_matches(pattern, 0, layout, start, mode)
+        and all(_term_matches(pattern, k, layout, start + k, mode) for k in range(1, width))
     ]
 
 
