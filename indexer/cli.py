@@ -4,6 +4,7 @@
     reindex             move the calls alias to a new index built by the current code;
                         --rollback, --prune [--all]
     delete CALL_ID...   delete calls for good (consent withdrawn): index, store, tombstone
+    sync-tags           make every call's tracker tags true again (after a crash mid-change)
     schema              print the transcript JSON Schema (the file in mappings/ is this output)
     transcribe, ingest  see indexer/asr/cli.py
 
@@ -27,7 +28,7 @@ from indexer.index import backend_errors, connect
 from indexer.loader import LoadSummary, Tagger, load_paths
 from indexer.reindex import ReindexResult, Source, needs_reindex, prune, reindex, rollback
 from indexer.settings import Settings, get_settings
-from indexer.trackers import current_tagger
+from indexer.trackers import current_tagger, sync_tags
 from indexer.transcript import json_schema
 
 EXIT_OK, EXIT_FAILED, EXIT_UNAVAILABLE = 0, 1, 2
@@ -151,6 +152,17 @@ def _delete(args: argparse.Namespace) -> int:
     return status
 
 
+def _sync_tags(_: argparse.Namespace) -> int:
+    settings = get_settings()
+    try:
+        changed = sync_tags(connect(settings), settings)
+    except SearchBackendError as exc:
+        _say(f"error: {exc}")
+        return EXIT_UNAVAILABLE
+    _say(f"tracker tags re-checked: {changed} calls changed")
+    return EXIT_OK
+
+
 def _schema(_: argparse.Namespace) -> int:
     print(json.dumps(json_schema(), indent=2, ensure_ascii=False))
     return EXIT_OK
@@ -217,6 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     delete.add_argument("call_ids", nargs="+", metavar="CALL_ID")
     delete.set_defaults(run=_delete)
+
+    sync = commands.add_parser(
+        "sync-tags", help="make every call's tracker tags true again (after a crash mid-change)"
+    )
+    sync.set_defaults(run=_sync_tags)
 
     schema = commands.add_parser("schema", help="print the transcript JSON Schema")
     schema.set_defaults(run=_schema)

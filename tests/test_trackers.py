@@ -4,6 +4,9 @@ after every kind of change."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -470,17 +473,30 @@ def test_sync_repairs_tags(
     index_calls: Load,
     sample_calls: list[Call],
 ) -> None:
-    from indexer.trackers import sync_tags
-
     index_calls(*sample_calls)
     create(api, COMPETITORS)
     # A call whose tags went stale (e.g. loaded with a tagger that raced a tracker change).
     stale = next(c for c in sample_calls if mentions(COMPETITORS, c) > 0)
     index_calls_untagged(es, settings, stale, ["ghost"])
 
-    changed = sync_tags(es, settings)
+    # What an engineer runs after a crash in the middle of a tracker change.
+    done = subprocess.run(
+        [sys.executable, "-m", "indexer", "sync-tags"],
+        cwd=PROJECT_ROOT,
+        env={
+            **os.environ,
+            "ES_URL": settings.es_url,
+            "EARSHOT_CALLS_ALIAS": settings.calls_alias,
+            "EARSHOT_STORE_DIR": str(settings.store_dir),
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
-    assert changed == 2  # two writes to the stale call: "competitors" added, "ghost" removed
+    assert done.returncode == 0, done.stderr
+    # Two writes to the stale call: "competitors" added, "ghost" removed.
+    assert "2 calls changed" in done.stderr
     assert stored_tags(es, settings) == expected_tags([COMPETITORS], sample_calls)
 
 
