@@ -11,21 +11,18 @@ after it refuses the call; then the store file and the documents go.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
-from typing import Any
 
 from elasticsearch import Elasticsearch, helpers
 
 from indexer.errors import CallNotFoundError
-from indexer.index import MAPPING_PATH, index_versions
+from indexer.index import ensure_index, index_versions
 from indexer.settings import Settings
 from indexer.store import TranscriptStore, is_call_id
 
-TOMBSTONE_MAPPING_PATH = MAPPING_PATH.parent / "deleted.json"
+TOMBSTONE_MAPPING = "deleted.json"
 TOMBSTONE_BATCH = 1000
 
 
@@ -33,24 +30,8 @@ def tombstone_index(alias: str) -> str:
     return f"{alias}-deleted"
 
 
-@lru_cache(maxsize=1)
-def _tombstone_definition() -> dict[str, Any]:
-    definition: dict[str, Any] = json.loads(TOMBSTONE_MAPPING_PATH.read_text(encoding="utf-8"))
-    return {key: value for key, value in definition.items() if not key.startswith("_")}
-
-
 def _ensure_tombstone_index(es: Elasticsearch, alias: str) -> None:
-    name = tombstone_index(alias)
-    if es.indices.exists(index=name):
-        return
-    definition = _tombstone_definition()
-    # Two deleters racing to create it both succeed: the loser's 400 "already exists" is fine.
-    es.options(ignore_status=400).indices.create(
-        index=name,
-        settings=definition["settings"],
-        mappings=definition["mappings"],
-        wait_for_active_shards="1",
-    )
+    ensure_index(es, tombstone_index(alias), TOMBSTONE_MAPPING)
 
 
 @dataclass(frozen=True)

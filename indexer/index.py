@@ -24,18 +24,42 @@ from elasticsearch import ApiError, Elasticsearch
 from indexer.errors import IndexVersionError, SearchBackendError
 from indexer.settings import PROJECT_ROOT, Settings
 
-MAPPING_PATH = PROJECT_ROOT / "mappings" / "calls.json"
+MAPPINGS_DIR = PROJECT_ROOT / "mappings"
+MAPPING_PATH = MAPPINGS_DIR / "calls.json"
 INITIAL_BACKOFF_S = 0.5
 
 log = logging.getLogger("earshot.es")
 T = TypeVar("T")
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=8)
+def read_definition(name: str) -> dict[str, Any]:
+    """Settings and mappings of an index as kept in ``mappings/<name>`` (``_comment`` dropped)."""
+    definition: dict[str, Any] = json.loads((MAPPINGS_DIR / name).read_text(encoding="utf-8"))
+    return {key: value for key, value in definition.items() if not key.startswith("_")}
+
+
 def index_definition() -> dict[str, Any]:
     """Settings and mappings of the calls index, as kept in the repository."""
-    definition: dict[str, Any] = json.loads(MAPPING_PATH.read_text(encoding="utf-8"))
-    return {key: value for key, value in definition.items() if not key.startswith("_")}
+    return read_definition(MAPPING_PATH.name)
+
+
+def ensure_index(es: Elasticsearch, index: str, definition_name: str) -> None:
+    """Create a small side index (trackers, tombstones) from ``mappings/`` unless it exists."""
+    if es.indices.exists(index=index):
+        return
+    definition = read_definition(definition_name)
+    try:
+        es.indices.create(
+            index=index,
+            settings=definition["settings"],
+            mappings=definition["mappings"],
+            wait_for_active_shards="1",
+        )
+    except ApiError as exc:
+        # Two writers racing to create it both succeed: the loser's "already exists" is fine.
+        if exc.meta.status != 400 or "resource_already_exists" not in str(exc.body):
+            raise
 
 
 def schema_version() -> int:

@@ -32,7 +32,6 @@ against a loader that replaced it in the meantime.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -54,14 +53,14 @@ from indexer.errors import (
     TrackerNotFoundError,
 )
 from indexer.es_query import NESTED_PATH, CompiledQuery, utterance_query
-from indexer.index import MAPPING_PATH, backend_errors
+from indexer.index import backend_errors, ensure_index
 from indexer.matching import call_matches, utterance_layout
 from indexer.query import Match, Mode, Node, Or, Pattern, RoleFilter
 from indexer.settings import Settings
 from indexer.text import fold, terms_of_text
 from indexer.transcript import Call
 
-TRACKERS_MAPPING_PATH = MAPPING_PATH.parent / "trackers.json"
+TRACKERS_MAPPING = "trackers.json"
 TRACKER_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 MAX_PHRASES = 50
 MAX_PHRASE_LENGTH = 200
@@ -181,24 +180,8 @@ def call_query(tracker: TrackerSpec) -> dict[str, Any]:
 # --- Storage -----------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1)
-def _index_definition() -> dict[str, Any]:
-    definition: dict[str, Any] = json.loads(TRACKERS_MAPPING_PATH.read_text(encoding="utf-8"))
-    return {key: value for key, value in definition.items() if not key.startswith("_")}
-
-
 def _ensure_trackers_index(es: Elasticsearch, alias: str) -> None:
-    name = trackers_index(alias)
-    if es.indices.exists(index=name):
-        return
-    definition = _index_definition()
-    # Two writers racing to create it both succeed: the loser's 400 "already exists" is fine.
-    es.options(ignore_status=400).indices.create(
-        index=name,
-        settings=definition["settings"],
-        mappings=definition["mappings"],
-        wait_for_active_shards="1",
-    )
+    ensure_index(es, trackers_index(alias), TRACKERS_MAPPING)
 
 
 def _tracker(source: dict[str, Any]) -> Tracker:
