@@ -50,10 +50,25 @@ def pattern_spans(pattern: Pattern, layout: TermLayout, mode: Mode) -> list[tupl
     ]
 
 
+def _source_key(pattern: Pattern, mode: Mode) -> tuple[tuple[str, frozenset[str]], ...]:
+    """What makes two patterns the same interval source to Lucene, which de-duplicates equal
+    sources: in forms mode "цена" and "цены" are one source (the same lemmas, an unordered
+    set), so ``цена NEAR/0 цены`` means said twice, like ``цена NEAR/0 цена``."""
+    key = []
+    for k, term in enumerate(pattern.terms):
+        if pattern.prefix and k == pattern.width - 1:
+            key.append(("prefix", frozenset([term])))
+        elif mode is Mode.FORMS:
+            key.append(("forms", frozenset(lemmas(term))))
+        else:
+            key.append(("exact", frozenset([term])))
+    return tuple(key)
+
+
 def _near_occurrences(near: Near, layout: TermLayout, mode: Mode) -> list[Occurrence]:
     """Lucene's unordered intervals under ``max_gaps``, as Elasticsearch runs ``all_of``."""
     lefts = pattern_spans(near.left, layout, mode)
-    if near.left == near.right:
+    if _source_key(near.left, mode) == _source_key(near.right, mode):
         # Lucene turns unordered(x, x) into "x twice": each pair of successive occurrences,
         # gaps counted between them.
         return [
