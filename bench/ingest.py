@@ -34,10 +34,10 @@ from bench.corpus import BENCH_TRACKERS, corpus_files
 from bench.measure import Stopwatch, es_pid, load_average
 from indexer.documents import call_document
 from indexer.index import connect, ensure_calls_index
-from indexer.loader import LoadSummary, SourcedCall, load_calls, read_calls
+from indexer.loader import LoadSummary, load_calls, read_calls
 from indexer.settings import Settings
 from indexer.trackers import Tracker, TrackerCreate, create_tracker, tagger
-from indexer.transcript import write_call_file
+from indexer.transcript import SourcedCall, write_call_file
 
 
 def first_calls(corpus: Path, count: int, summary: LoadSummary) -> Iterator[SourcedCall]:

@@ -35,7 +35,9 @@ EXIT_OK, EXIT_FAILED, EXIT_UNAVAILABLE = 0, 1, 2
 
 
 def report(summary: LoadSummary) -> int:
-    """Print failures and the summary line to stderr; return the exit status."""
+    """Print warnings, failures and the summary line to stderr; return the exit status."""
+    for warning in summary.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     for failure in summary.failures:
         print(f"error: {failure}", file=sys.stderr)
     print(summary.line(), file=sys.stderr)

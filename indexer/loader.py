@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from elasticsearch import Elasticsearch
 from tqdm import tqdm
 
+from indexer import files
 from indexer.deletion import deleted_ids, undelete
 from indexer.documents import call_document
 from indexer.errors import EarshotError, SearchBackendError, TranscriptError
@@ -31,7 +32,7 @@ from indexer.index import Backoff, backend_errors, describe, ensure_calls_index,
 from indexer.settings import Settings
 from indexer.store import TranscriptStore
 from indexer.trackers import current_tagger
-from indexer.transcript import Call, parse_call, read_call_file
+from indexer.transcript import Call, SourcedCall, parse_call, read_call_file
 
 # The per-call enrich step: the ids of the trackers a call mentions (see load_calls).
 Tagger = Callable[[Call], Sequence[str]]
@@ -41,7 +42,7 @@ class Progress(Protocol):
     def update(self, n: float | None = 1) -> bool | None: ...
 
 
-TRANSCRIPT_SUFFIXES = {".json", ".jsonl"}
+TRANSCRIPT_SUFFIXES = frozenset({".json", ".jsonl"})
 
 
 @dataclass
@@ -50,6 +51,7 @@ class LoadSummary:
     skipped: list[str] = field(default_factory=list)  # paths that are not transcripts
     failures: list[str] = field(default_factory=list)  # one clear message per failed item
     retries: int = 0  # batches or requests sent again after Elasticsearch failed for a while
+    warnings: list[str] = field(default_factory=list)  # e.g. a named directory with nothing
 
     @property
     def failed(self) -> int:
@@ -60,45 +62,33 @@ class LoadSummary:
         self.skipped += other.skipped
         self.failures += other.failures
         self.retries += other.retries
+        self.warnings += other.warnings
 
     def line(self) -> str:
         line = f"loaded {self.loaded}, failed {self.failed}, skipped {len(self.skipped)}"
-        return line + (
-            f" ({self.retries} retries after Elasticsearch errors)" if self.retries else ""
-        )
-
-
-@dataclass(frozen=True)
-class SourcedCall:
-    """A valid call and where it came from (file, or file:line for JSON Lines)."""
-
-    source: str
-    call: Call
+        if self.retries:
+            line += f" ({self.retries} retries after Elasticsearch errors)"
+        if self.warnings:
+            line += f"; {len(self.warnings)} warnings"
+        return line
 
 
 def expand_paths(paths: Iterable[Path], summary: LoadSummary) -> list[Path]:
-    """Transcript files named directly or found under directories, in a stable order."""
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            for child in sorted(path.rglob("*")):
-                if not child.is_file() or any(part.startswith(".") for part in child.parts):
-                    continue
-                if child.suffix in TRANSCRIPT_SUFFIXES:
-                    files.append(child)
-                else:
-                    summary.skipped.append(str(child))
-        elif path.exists():
-            files.append(path)
-        else:
-            summary.failures.append(f"{path}: no such file or directory")
-    return files
+    """Transcript files named directly or found under directories (``indexer.files``); a
+    named path that is missing is a failure, one that yields nothing a warning."""
+    found = files.expand_paths(paths, TRANSCRIPT_SUFFIXES)
+    summary.skipped += [str(path) for path in found.unwanted]
+    summary.failures += [f"{path}: no such file or directory" for path in found.missing]
+    summary.warnings += [
+        f"{path}: no transcript files (*.json, *.jsonl) found under it" for path in found.empty
+    ]
+    return found.files
 
 
-def read_calls(files: Iterable[Path], summary: LoadSummary) -> Iterator[SourcedCall]:
+def read_calls(paths: Iterable[Path], summary: LoadSummary) -> Iterator[SourcedCall]:
     """Valid calls from the files; each invalid file or line becomes a failure in ``summary``."""
-    for path in files:
-        if path.suffix == ".jsonl":
+    for path in paths:
+        if path.suffix.lower() == ".jsonl":
             yield from _read_json_lines(path, summary)
             continue
         try:
@@ -298,13 +288,15 @@ def load_paths(
 ) -> LoadSummary:
     """Load every transcript under ``paths``; see ``LoadSummary`` for what happened."""
     summary = LoadSummary()
-    files = expand_paths(paths, summary)
-    with tqdm(total=len(files), unit="call", disable=not show_progress, desc="loading") as bar:
+    transcripts = expand_paths(paths, summary)
+    with tqdm(
+        total=len(transcripts), unit="call", disable=not show_progress, desc="loading"
+    ) as bar:
         summary.merge(
             load_calls(
                 es,
                 settings,
-                read_calls(files, summary),
+                read_calls(transcripts, summary),
                 progress=bar,
                 tag=tag,
                 allow_deleted=allow_deleted,

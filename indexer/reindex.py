@@ -50,12 +50,13 @@ from indexer.index import (
     put_index_template,
     schema_version,
 )
-from indexer.loader import BulkSender, LoadSummary, SourcedCall, Tagger
+from indexer.loader import BulkSender, LoadSummary, Tagger
 from indexer.query import Match, Mode, Pattern, RoleFilter
 from indexer.settings import Settings
 from indexer.store import TranscriptStore
 from indexer.text import terms_of_words
 from indexer.trackers import current_tagger
+from indexer.transcript import SourcedCall
 
 PROBE_CALLS = 20
 SHOW_IDS = 5  # how many call ids an error message names

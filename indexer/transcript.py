@@ -8,6 +8,7 @@ test fails when the two drift apart.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Self
@@ -142,6 +143,14 @@ def parse_call(data: Any, source: str) -> Call:
         field = ".".join(str(part) for part in first["loc"]) or "(root)"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise TranscriptError(source, field, f"{first['msg']}{more}") from exc
+
+
+@dataclass(frozen=True)
+class SourcedCall:
+    """A valid call and where it came from (file, file:line for JSON Lines, or index/id)."""
+
+    source: str
+    call: Call
 
 
 def read_call_file(path: Path) -> Call:

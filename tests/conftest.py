@@ -26,9 +26,9 @@ if "EARSHOT_STORE_DIR" not in os.environ:
 
 from api.main import create_app
 from indexer.index import connect, is_reachable
-from indexer.loader import SourcedCall, load_calls
+from indexer.loader import load_calls
 from indexer.settings import PROJECT_ROOT, Settings
-from indexer.transcript import Call
+from indexer.transcript import Call, SourcedCall
 
 ES_URL = os.environ.get("ES_URL", "http://127.0.0.1:9200")
 SHARED = PROJECT_ROOT.parent / "shared"

@@ -29,9 +29,9 @@ from pydantic import SecretStr
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from api.main import create_app
-from indexer.loader import SourcedCall, load_calls
+from indexer.loader import load_calls
 from indexer.settings import PROJECT_ROOT, Settings
-from indexer.transcript import read_call_file
+from indexer.transcript import SourcedCall, read_call_file
 
 ES_URL = os.environ.get("ES_URL", "http://127.0.0.1:9200")
 SAMPLES = PROJECT_ROOT / "samples" / "calls"

@@ -23,9 +23,9 @@ from elasticsearch import Elasticsearch, helpers
 
 from indexer.errors import SearchBackendError
 from indexer.index import connect, index_definition, is_reachable, versioned_index_name
-from indexer.loader import LoadSummary, SourcedCall, load_calls
+from indexer.loader import LoadSummary, load_calls
 from indexer.settings import PROJECT_ROOT, Settings
-from indexer.transcript import Call, Manager
+from indexer.transcript import Call, Manager, SourcedCall
 
 RESTART_NODE = {"EARSHOT_ES_NODE": "restart", "EARSHOT_ES_PORT": "9250", "EARSHOT_ES_HEAP": "512m"}
 RESTART_URL = "http://127.0.0.1:9250"

@@ -142,3 +142,33 @@ def test_an_empty_store_dir_switches_the_store_off(
     assert count(es, settings) == 2
     assert settings.store_dir is not None
     assert not (settings.store_dir / settings.calls_alias).exists()
+
+
+def test_a_directory_inside_a_hidden_one_loads(
+    es: Elasticsearch, settings: Settings, tmp_path: Path
+) -> None:
+    # Only parts below the named directory count as hidden: `.cache/transcripts` must load.
+    directory = tmp_path / ".hidden" / "x"
+    directory.mkdir(parents=True)
+    write_calls(directory, 2)
+    (directory / ".skipped").mkdir()
+    write_call_file(make_call("hidden", [("client", "no")]), directory / ".skipped" / "h.json")
+
+    result = run_loader(settings, directory)
+
+    assert result.returncode == 0, result.stderr
+    assert "loaded 2, failed 0" in result.stderr
+    assert count(es, settings) == 2
+
+
+def test_a_directory_without_transcripts_is_a_warning(
+    es: Elasticsearch, settings: Settings, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not a transcript", encoding="utf-8")
+
+    result = run_loader(settings, empty)
+
+    assert f"warning: {empty}: no transcript files" in result.stderr
+    assert "1 warnings" in result.stderr

@@ -26,11 +26,11 @@ from indexer.index import (
     previous_alias,
     versioned_index_name,
 )
-from indexer.loader import SourcedCall, load_calls
+from indexer.loader import load_calls
 from indexer.reindex import Source, needs_reindex, prune, reindex, rollback
 from indexer.settings import PROJECT_ROOT, Settings
 from indexer.store import TranscriptStore
-from indexer.transcript import Call
+from indexer.transcript import Call, SourcedCall
 
 
 def make_old_index(

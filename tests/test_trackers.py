@@ -503,7 +503,8 @@ def test_sync_repairs_tags(
 def index_calls_untagged(
     es: Elasticsearch, settings: Settings, call: Call, tags: list[str]
 ) -> None:
-    from indexer.loader import SourcedCall, load_calls
+    from indexer.loader import load_calls
+    from indexer.transcript import SourcedCall
 
     summary = load_calls(es, settings, [SourcedCall("test", call)], tag=lambda _: tags)
     assert summary.loaded == 1

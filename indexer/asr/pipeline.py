@@ -22,8 +22,15 @@ import numpy as np
 from tqdm import tqdm
 
 from indexer.asr.alignment import Aligner
-from indexer.asr.audio import SAMPLE_RATE, AudioProbe, DecodedAudio, Samples, decode, probe
-from indexer.asr.audio import is_audio_file as _is_audio
+from indexer.asr.audio import (
+    AUDIO_SUFFIXES,
+    SAMPLE_RATE,
+    AudioProbe,
+    DecodedAudio,
+    Samples,
+    decode,
+    probe,
+)
 from indexer.asr.diarization import Diarizer, PyannoteDiarizer
 from indexer.asr.engine import AsrModelError, Chunk, Engine, RecognizedSegment, speech_of
 from indexer.asr.ledger import Ledger, file_digest, job_key
@@ -32,13 +39,14 @@ from indexer.asr.roles import SpeakerRule, SpokenText, channel_roles, speaker_at
 from indexer.asr.segmentation import SpeakerWord, merge_in_time_order, split_utterances
 from indexer.asr.words import TimedWord, fill_untimed
 from indexer.errors import AudioError, EarshotError, TranscriptError
-from indexer.loader import SourcedCall
+from indexer.files import expand_paths
 from indexer.settings import Settings
 from indexer.transcript import (
     AsrInfo,
     AudioInfo,
     Call,
     Role,
+    SourcedCall,
     Utterance,
     Word,
     read_call_file,
@@ -268,21 +276,10 @@ def settings_fingerprint(settings: Settings) -> dict[str, Any]:
 
 
 def expand_audio_paths(paths: Iterable[Path], summary: BatchSummary) -> list[Path]:
-    """Files named directly, and audio files found under directories, in a stable order."""
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(
-                child
-                for child in sorted(path.rglob("*"))
-                if child.is_file() and _is_audio(child)
-                and not any(part.startswith(".") for part in child.relative_to(path).parts)
-            )  # fmt: skip
-        elif path.is_file():
-            files.append(path)
-        else:
-            summary.failures.append(f"{path}: no such file or directory")
-    return files
+    """Files named directly, and audio files found under directories (``indexer.files``)."""
+    found = expand_paths(paths, AUDIO_SUFFIXES)
+    summary.failures += [f"{path}: no such file or directory" for path in found.missing]
+    return found.files
 
 
 def run_batch(
