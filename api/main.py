@@ -14,7 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from api.errors import document_errors, install_error_handlers
 from api.routes import calls, export, health, search, trackers
 from api.security import ApiKeys, RequestLimits, authorize, reject_unknown_parameters
-from indexer.index import connect
+from indexer.elastic import connect
 from indexer.settings import Settings, get_settings
 
 log = logging.getLogger("earshot.api")

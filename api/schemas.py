@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from indexer.metrics import CallMetrics
+from indexer.index.metrics import CallMetrics
 from indexer.transcript import AsrInfo, AudioInfo, Client, Direction, Manager, Role
 
 

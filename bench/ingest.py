@@ -32,11 +32,14 @@ from elasticsearch.serializer import JsonSerializer
 
 from bench.corpus import BENCH_TRACKERS, corpus_files
 from bench.measure import Stopwatch, es_pid, load_average
-from indexer.documents import call_document
-from indexer.index import connect, ensure_calls_index
-from indexer.loader import LoadSummary, load_calls, read_calls
+from indexer.elastic import connect
+from indexer.index.definitions import ensure_calls_index
+from indexer.index.documents import call_document
+from indexer.index.loader import LoadSummary, load_calls, read_calls
 from indexer.settings import Settings
-from indexer.trackers import Tracker, TrackerCreate, create_tracker, tagger
+from indexer.trackers.changes import create_tracker
+from indexer.trackers.model import Tracker, TrackerCreate
+from indexer.trackers.tagging import tagger
 from indexer.transcript import SourcedCall, write_call_file
 
 

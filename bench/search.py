@@ -34,7 +34,7 @@ from elasticsearch.serializer import JsonSerializer
 
 from bench.corpus import read_truth
 from bench.measure import ROOT, cpu_seconds, es_pid, latency_summary, rss_mb
-from indexer.index import connect
+from indexer.elastic import connect
 from indexer.settings import Settings
 
 Truth = dict[str, Any]
@@ -144,9 +144,9 @@ def api_requests(settings: Settings, query: MixQuery) -> tuple[list[RawRequest],
     """The Elasticsearch requests the API sends for ``query`` (by the API's own code), and the
     total it reports (calls for a search; calls in total for tracker stats)."""
     from api.routes.search import search_request
-    from api.search import search_calls
-    from indexer.query import Mode, RoleFilter
-    from indexer.trackers import GroupBy, tracker_stats
+    from indexer.search.query import Mode, RoleFilter
+    from indexer.search.runner import search_calls
+    from indexer.trackers.stats import GroupBy, tracker_stats
 
     es, recorded = recording_client(settings)
     try:
@@ -360,7 +360,7 @@ def _es_total(es_url: str, requests: list[RawRequest]) -> int | None:
 def prepare(
     settings: Settings, mix: tuple[MixQuery, ...], truth: list[Truth] | None
 ) -> list[Prepared]:
-    from indexer.trackers import list_trackers
+    from indexer.trackers.storage import list_trackers
 
     es = connect(settings)
     trackers = {tracker.id for tracker in list_trackers(es, settings)}

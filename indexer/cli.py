@@ -22,13 +22,14 @@ from pathlib import Path
 from elasticsearch import Elasticsearch
 
 from indexer.asr import cli as asr_cli
-from indexer.deletion import delete_call
+from indexer.elastic import backend_errors, connect
 from indexer.errors import CallNotFoundError, IndexVersionError, ReindexError, SearchBackendError
-from indexer.index import backend_errors, connect
-from indexer.loader import LoadSummary, Tagger, load_paths
-from indexer.reindex import ReindexResult, Source, needs_reindex, prune, reindex, rollback
+from indexer.index.deletion import delete_call
+from indexer.index.loader import LoadSummary, Tagger, load_paths
+from indexer.index.reindex import ReindexResult, Source, needs_reindex, prune, reindex, rollback
 from indexer.settings import Settings, get_settings
-from indexer.trackers import current_tagger, sync_tags
+from indexer.trackers.changes import sync_tags
+from indexer.trackers.tagging import current_tagger
 from indexer.transcript import json_schema
 
 EXIT_OK, EXIT_FAILED, EXIT_UNAVAILABLE = 0, 1, 2

@@ -25,8 +25,8 @@ if "EARSHOT_STORE_DIR" not in os.environ:
     atexit.register(shutil.rmtree, os.environ["EARSHOT_STORE_DIR"], ignore_errors=True)
 
 from api.main import create_app
-from indexer.index import connect, is_reachable
-from indexer.loader import load_calls
+from indexer.elastic import connect, is_reachable
+from indexer.index.loader import load_calls
 from indexer.settings import PROJECT_ROOT, Settings
 from indexer.transcript import Call, SourcedCall
 

@@ -29,7 +29,7 @@ from pydantic import SecretStr
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from api.main import create_app
-from indexer.loader import load_calls
+from indexer.index.loader import load_calls
 from indexer.settings import PROJECT_ROOT, Settings
 from indexer.transcript import SourcedCall, read_call_file
 

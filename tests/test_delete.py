@@ -12,13 +12,13 @@ from builders import make_call
 from elasticsearch import Elasticsearch
 from fastapi.testclient import TestClient
 
-from indexer.deletion import delete_call, tombstone_index
-from indexer.documents import call_document
-from indexer.index import current_index
-from indexer.loader import load_calls
-from indexer.reindex import Source, reindex, rollback
+from indexer.index.definitions import current_index
+from indexer.index.deletion import delete_call, tombstone_index
+from indexer.index.documents import call_document
+from indexer.index.loader import load_calls
+from indexer.index.reindex import Source, reindex, rollback
+from indexer.index.store import TranscriptStore
 from indexer.settings import PROJECT_ROOT, Settings
-from indexer.store import TranscriptStore
 from indexer.transcript import Call, SourcedCall, write_call_file
 
 CALLS = [make_call(f"call-{i}", [("client", f"please delete nothing {i}")]) for i in range(4)]

@@ -21,9 +21,10 @@ import pytest
 from builders import make_call
 from elasticsearch import Elasticsearch, helpers
 
+from indexer.elastic import connect, is_reachable
 from indexer.errors import SearchBackendError
-from indexer.index import connect, index_definition, is_reachable, versioned_index_name
-from indexer.loader import LoadSummary, load_calls
+from indexer.index.definitions import index_definition, versioned_index_name
+from indexer.index.loader import LoadSummary, load_calls
 from indexer.settings import PROJECT_ROOT, Settings
 from indexer.transcript import Call, Manager, SourcedCall
 

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
-from indexer.loader import load_paths
+from indexer.index.loader import load_paths
 from indexer.settings import PROJECT_ROOT, Settings
 
 KIBANA_DIR = PROJECT_ROOT / "kibana"

@@ -13,9 +13,9 @@ from pathlib import Path
 from builders import make_call
 from elasticsearch import Elasticsearch
 
-from indexer.index import versioned_index_name
+from indexer.index.definitions import versioned_index_name
+from indexer.index.store import TranscriptStore
 from indexer.settings import PROJECT_ROOT, Settings
-from indexer.store import TranscriptStore
 from indexer.transcript import read_call_file, write_call_file
 
 

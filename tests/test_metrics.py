@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from indexer.metrics import METRIC_NAMES, CallMetrics, call_metrics
+from indexer.index.metrics import METRIC_NAMES, CallMetrics, call_metrics
 from indexer.transcript import Call
 
 Load = Callable[..., None]
@@ -193,7 +193,7 @@ def test_empty_call_has_only_silence() -> None:
 
 
 def test_metric_names_are_the_mapping_fields() -> None:
-    from indexer.index import index_definition
+    from indexer.index.definitions import index_definition
 
     mapped = index_definition()["mappings"]["properties"]["metrics"]["properties"]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from indexer.errors import QueryError
-from indexer.query import (
+from indexer.search.query import (
     And,
     Match,
     Mode,

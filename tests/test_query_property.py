@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 
-from indexer.matching import call_matches, occurrences, role_allows, utterance_layout
-from indexer.query import Mode, matches, parse_query
+from indexer.search.matching import call_matches, occurrences, role_allows, utterance_layout
+from indexer.search.query import Mode, matches, parse_query
 from indexer.transcript import Call
 
 SPOKEN = ["Цена", "цены,", "цену", "дорого!", "дорогой", "скидка", "price", "prices.", "да", "15"]

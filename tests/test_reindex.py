@@ -17,19 +17,19 @@ from elasticsearch import Elasticsearch
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from indexer.documents import DERIVED_FIELDS, call_document
 from indexer.errors import IndexVersionError, ReindexError
-from indexer.index import (
+from indexer.index.definitions import (
     current_index,
     index_definition,
     index_versions,
     previous_alias,
     versioned_index_name,
 )
-from indexer.loader import load_calls
-from indexer.reindex import Source, needs_reindex, prune, reindex, rollback
+from indexer.index.documents import DERIVED_FIELDS, call_document
+from indexer.index.loader import load_calls
+from indexer.index.reindex import Source, needs_reindex, prune, reindex, rollback
+from indexer.index.store import TranscriptStore
 from indexer.settings import PROJECT_ROOT, Settings
-from indexer.store import TranscriptStore
 from indexer.transcript import Call, SourcedCall
 
 

@@ -8,7 +8,7 @@ import pytest
 from elasticsearch import Elasticsearch
 from fastapi.testclient import TestClient
 
-from indexer.loader import load_paths
+from indexer.index.loader import load_paths
 from indexer.settings import PROJECT_ROOT, Settings
 from indexer.transcript import read_call_file
 

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from indexer.text import find_phrase, terms_of_text, terms_of_words
+from indexer.search.text import find_phrase, terms_of_text, terms_of_words
 from indexer.transcript import Call
 
 VOCABULARY = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from indexer.text import Term, terms_of_text, terms_of_words
+from indexer.search.text import Term, terms_of_text, terms_of_words
 
 
 @pytest.mark.parametrize(

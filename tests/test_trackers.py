@@ -20,11 +20,11 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from api.main import create_app
-from indexer.matching import occurrences, role_allows, utterance_layout
-from indexer.query import Match, Mode, Pattern, RoleFilter
+from indexer.search.matching import occurrences, role_allows, utterance_layout
+from indexer.search.query import Match, Mode, Pattern, RoleFilter
+from indexer.search.text import terms_of_text
 from indexer.settings import PROJECT_ROOT, Settings
-from indexer.text import terms_of_text
-from indexer.trackers import trackers_index
+from indexer.trackers.storage import trackers_index
 from indexer.transcript import Call, read_call_file
 
 Load = Callable[..., None]
@@ -503,7 +503,7 @@ def test_sync_repairs_tags(
 def index_calls_untagged(
     es: Elasticsearch, settings: Settings, call: Call, tags: list[str]
 ) -> None:
-    from indexer.loader import load_calls
+    from indexer.index.loader import load_calls
     from indexer.transcript import SourcedCall
 
     summary = load_calls(es, settings, [SourcedCall("test", call)], tag=lambda _: tags)
@@ -512,7 +512,7 @@ def index_calls_untagged(
 
 def test_counts_are_exact_for_many_groups(api: TestClient, index_calls: Load) -> None:
     """More groups than one composite page holds: every group comes back."""
-    from indexer import trackers
+    from indexer.trackers import stats as trackers
 
     managers = trackers.STATS_PAGE_SIZE + 3
     calls = [

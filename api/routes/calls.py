@@ -11,9 +11,9 @@ from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 from api.deps import EsDep, SettingsDep
 from api.schemas import CallDetail, Problem
 from api.security import confined_file
-from indexer.deletion import delete_call
+from indexer.elastic import backend_errors
 from indexer.errors import CallNotFoundError
-from indexer.index import backend_errors
+from indexer.index.deletion import delete_call
 
 router = APIRouter(prefix="/v1", tags=["calls"])
 

@@ -12,22 +12,12 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response
 
 from api.deps import AdminAccess, EsDep, SettingsDep
 from api.schemas import Problem
-from api.search import parse_date_param
 from indexer.errors import TrackerConflictError, TrackerNotFoundError
-from indexer.trackers import (
-    GroupBy,
-    Tracker,
-    TrackerCreate,
-    TrackerList,
-    TrackerSpec,
-    TrackerStats,
-    create_tracker,
-    delete_tracker,
-    get_tracker,
-    list_trackers,
-    replace_tracker,
-    tracker_stats,
-)
+from indexer.search.request import parse_date_param
+from indexer.trackers.changes import create_tracker, delete_tracker, replace_tracker
+from indexer.trackers.model import Tracker, TrackerCreate, TrackerList, TrackerSpec
+from indexer.trackers.stats import GroupBy, TrackerStats, tracker_stats
+from indexer.trackers.storage import get_tracker, list_trackers
 
 router = APIRouter(prefix="/v1/trackers", tags=["trackers"])
 

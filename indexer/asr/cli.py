@@ -95,9 +95,10 @@ def _transcribe(args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace) -> int:
+    from indexer.elastic import backend_errors, connect
     from indexer.errors import EarshotError
-    from indexer.index import backend_errors, connect, ensure_calls_index
-    from indexer.loader import load_calls
+    from indexer.index.definitions import ensure_calls_index
+    from indexer.index.loader import load_calls
 
     settings = _settings(args)
     es = connect(settings)

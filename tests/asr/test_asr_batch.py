@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from indexer import cli
 from indexer.asr.pipeline import Transcriber, run_batch
-from indexer.loader import load_calls
+from indexer.index.loader import load_calls
 from indexer.settings import Settings, get_settings
 from indexer.transcript import read_call_file
 

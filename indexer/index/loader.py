@@ -25,13 +25,14 @@ from elasticsearch import Elasticsearch
 from tqdm import tqdm
 
 from indexer import files
-from indexer.deletion import deleted_ids, undelete
-from indexer.documents import call_document
+from indexer.elastic import Backoff, backend_errors, describe, is_transient
 from indexer.errors import EarshotError, SearchBackendError, TranscriptError
-from indexer.index import Backoff, backend_errors, describe, ensure_calls_index, is_transient
+from indexer.index.definitions import ensure_calls_index
+from indexer.index.deletion import deleted_ids, undelete
+from indexer.index.documents import call_document
+from indexer.index.store import TranscriptStore
 from indexer.settings import Settings
-from indexer.store import TranscriptStore
-from indexer.trackers import current_tagger
+from indexer.trackers.tagging import current_tagger
 from indexer.transcript import Call, SourcedCall, parse_call, read_call_file
 
 # The per-call enrich step: the ids of the trackers a call mentions (see load_calls).

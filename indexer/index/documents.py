@@ -16,9 +16,9 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from indexer.metrics import call_metrics
-from indexer.morphology import indexed_lemmas
-from indexer.text import Term, terms_of_words
+from indexer.index.metrics import call_metrics
+from indexer.search.morphology import indexed_lemmas
+from indexer.search.text import Term, terms_of_words
 from indexer.transcript import Call, Utterance, Word
 
 MAX_SECOND = 99_999  # five-digit second tokens: 27 hours, far beyond any call

@@ -31,7 +31,7 @@ from enum import StrEnum
 from typing import Literal
 
 from indexer.errors import QueryError
-from indexer.text import terms_of_text
+from indexer.search.text import terms_of_text
 
 QUOTES = {'"': '"', "«": "»", "“": "”", "„": "“"}
 ROLE_NAMES = {"manager": "manager", "client": "client", "менеджер": "manager", "клиент": "client"}

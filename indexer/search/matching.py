@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
-from indexer.documents import TermLayout, second_token, term_layout
-from indexer.morphology import lemmas
-from indexer.query import And, Match, Mode, Near, Node, Not, Pattern, RoleFilter, Window
+from indexer.index.documents import TermLayout, second_token, term_layout
+from indexer.search.morphology import lemmas
+from indexer.search.query import And, Match, Mode, Near, Node, Not, Pattern, RoleFilter, Window
 from indexer.transcript import Call, Utterance
 
 

@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from elasticsearch import Elasticsearch, helpers
 
 from indexer.errors import CallNotFoundError
-from indexer.index import ensure_index, index_versions
+from indexer.index.definitions import ensure_index, index_versions
+from indexer.index.store import TranscriptStore, is_call_id
 from indexer.settings import Settings
-from indexer.store import TranscriptStore, is_call_id
 
 TOMBSTONE_MAPPING = "deleted.json"
 TOMBSTONE_BATCH = 1000

@@ -9,27 +9,20 @@ one serving, ``<alias>-previous`` at the one it replaced (what ``reindex --rollb
 from __future__ import annotations
 
 import json
-import logging
 import re
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any
 
-import elastic_transport
 from elasticsearch import ApiError, Elasticsearch
 
 from indexer.errors import IndexVersionError, SearchBackendError
-from indexer.settings import PROJECT_ROOT, Settings
+from indexer.settings import PROJECT_ROOT
 
 MAPPINGS_DIR = PROJECT_ROOT / "mappings"
-MAPPING_PATH = MAPPINGS_DIR / "calls.json"
-INITIAL_BACKOFF_S = 0.5
 
-log = logging.getLogger("earshot.es")
-T = TypeVar("T")
+
+MAPPING_PATH = MAPPINGS_DIR / "calls.json"
 
 
 @lru_cache(maxsize=8)
@@ -115,101 +108,6 @@ def put_index_template(es: Elasticsearch, alias: str) -> None:
     )
 
 
-def connect(settings: Settings) -> Elasticsearch:
-    return Elasticsearch(
-        settings.es_url,
-        request_timeout=settings.es_request_timeout_s,
-        max_retries=settings.es_max_retries,
-        retry_on_timeout=True,
-    )
-
-
-@contextmanager
-def backend_errors(es_url: str) -> Iterator[None]:
-    """Turn transport failures into one clear SearchBackendError naming the cluster."""
-    try:
-        yield
-    except elastic_transport.ConnectionError as exc:
-        raise SearchBackendError(
-            f"Elasticsearch at {es_url} is unreachable ({exc.message})"
-        ) from exc
-    except elastic_transport.ConnectionTimeout as exc:
-        raise SearchBackendError(f"Elasticsearch at {es_url} timed out") from exc
-    except ApiError as exc:
-        if exc.meta.status >= 500 or exc.meta.status == 429:
-            raise SearchBackendError(
-                f"Elasticsearch at {es_url} failed: {exc.meta.status} {exc.message}"
-            ) from exc
-        raise
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether a failed request may succeed when sent again: the cluster was unreachable, too
-    slow, overloaded (429) or failing (5xx). A 4xx is our request's fault and final."""
-    if isinstance(exc, elastic_transport.ConnectionError | elastic_transport.ConnectionTimeout):
-        return True
-    return isinstance(exc, ApiError) and (exc.meta.status == 429 or exc.meta.status >= 500)
-
-
-def describe(exc: BaseException) -> str:
-    if isinstance(exc, ApiError):
-        return f"{exc.meta.status} {exc.message}"
-    if isinstance(exc, elastic_transport.TransportError):
-        return f"{type(exc).__name__}: {exc.message}"
-    return f"{type(exc).__name__}: {exc}"
-
-
-class Backoff:
-    """Retrying what failed for a transient reason, with capped exponential pauses, until
-    ``deadline_s`` has passed since the first failure without progress; then
-    SearchBackendError. ``retries`` counts every pause, for the report."""
-
-    def __init__(self, es_url: str, deadline_s: float, max_backoff_s: float) -> None:
-        self.es_url = es_url
-        self.deadline_s = deadline_s
-        self.max_backoff_s = max_backoff_s
-        self.retries = 0
-        self._failing_since: float | None = None
-        self._attempt = 0
-
-    def succeeded(self) -> None:
-        """Progress was made: the next failure starts a new deadline."""
-        self._failing_since = None
-        self._attempt = 0
-
-    def pause(self, what: str, reason: str) -> None:
-        """Wait before retrying ``what``, or raise SearchBackendError when time is up."""
-        now = time.monotonic()
-        if self._failing_since is None:
-            self._failing_since = now
-        left = self.deadline_s - (now - self._failing_since)
-        if left <= 0:
-            raise SearchBackendError(
-                f"Elasticsearch at {self.es_url} still failing after {self.deadline_s:.0f} s "
-                f"({reason}); gave up on {what}"
-            )
-        delay = min(self.max_backoff_s, INITIAL_BACKOFF_S * 2**self._attempt, left)
-        log.warning(
-            "%s failed (%s); retrying in %.1f s (gives up in %.0f s)", what, reason, delay, left
-        )
-        self._attempt += 1
-        self.retries += 1
-        time.sleep(delay)
-
-    def call(self, what: str, request: Callable[[], T]) -> T:
-        """``request()``, sent again after transient failures."""
-        while True:
-            try:
-                result = request()
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                self.pause(what, describe(exc))
-                continue
-            self.succeeded()
-            return result
-
-
 def current_index(es: Elasticsearch, alias: str) -> str | None:
     """The one index the alias points at, or None when there is no such alias."""
     if not es.indices.exists_alias(name=alias):
@@ -252,13 +150,3 @@ def ensure_calls_index(es: Elasticsearch, alias: str) -> str:
             raise
         es.indices.put_alias(index=name, name=alias, is_write_index=True)
     return name
-
-
-def is_reachable(es: Elasticsearch) -> bool:
-    """Whether the cluster answers. Not ``ping()``: its ``HEAD /`` lives in the ``rest-root``
-    module, which the test distribution lacks."""
-    try:
-        es.cluster.health()
-    except (elastic_transport.TransportError, ApiError):
-        return False
-    return True

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from indexer.documents import second_token
-from indexer.morphology import lemmas
-from indexer.query import And, Match, Mode, Near, Node, Not, Pattern, RoleFilter, Window
+from indexer.index.documents import second_token
+from indexer.search.morphology import lemmas
+from indexer.search.query import And, Match, Mode, Near, Node, Not, Pattern, RoleFilter, Window
 
 NESTED_PATH = "utterances"
 TERMS_FIELD = "utterances.terms"

@@ -20,7 +20,7 @@ from functools import lru_cache
 import pymorphy3
 import simplemma
 
-from indexer.text import fold
+from indexer.search.text import fold
 
 _CYRILLIC = re.compile(r"^[а-яё'-]+$")
 _LATIN = re.compile(r"^[a-z'-]+$")

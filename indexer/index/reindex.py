@@ -36,12 +36,9 @@ from typing import Any
 from elasticsearch import Elasticsearch, helpers
 from pydantic import ValidationError
 
-from indexer.deletion import all_deleted_ids, apply_tombstones
-from indexer.documents import call_document, call_from_document
+from indexer.elastic import Backoff
 from indexer.errors import ReindexError, TranscriptError
-from indexer.es_query import match_query
-from indexer.index import (
-    Backoff,
+from indexer.index.definitions import (
     current_index,
     index_schema_version,
     index_versions,
@@ -50,12 +47,15 @@ from indexer.index import (
     put_index_template,
     schema_version,
 )
-from indexer.loader import BulkSender, LoadSummary, Tagger
-from indexer.query import Match, Mode, Pattern, RoleFilter
+from indexer.index.deletion import all_deleted_ids, apply_tombstones
+from indexer.index.documents import call_document, call_from_document
+from indexer.index.loader import BulkSender, LoadSummary, Tagger
+from indexer.index.store import TranscriptStore
+from indexer.search.compiler import match_query
+from indexer.search.query import Match, Mode, Pattern, RoleFilter
+from indexer.search.text import terms_of_words
 from indexer.settings import Settings
-from indexer.store import TranscriptStore
-from indexer.text import terms_of_words
-from indexer.trackers import current_tagger
+from indexer.trackers.tagging import current_tagger
 from indexer.transcript import SourcedCall
 
 PROBE_CALLS = 20

@@ -1,0 +1,71 @@
+"""Which trackers a call mentions: a tracker's phrases as a query, and the per-call tagger."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from elasticsearch import Elasticsearch
+
+from indexer.search.compiler import CompiledQuery, utterance_query
+from indexer.search.matching import call_matches, utterance_layout
+from indexer.search.query import Match, Node, Or, Pattern
+from indexer.search.text import terms_of_text
+from indexer.settings import Settings
+from indexer.trackers.model import Tracker, TrackerSpec
+from indexer.trackers.storage import list_trackers
+from indexer.transcript import Call
+
+Tagger = Callable[[Call], list[str]]
+
+
+def tracker_matches(tracker: TrackerSpec) -> tuple[Match, ...]:
+    """One query-language match per phrase, with the tracker's role and mode."""
+    return tuple(
+        Match(
+            Pattern(tuple(terms_of_text(phrase))),
+            role=tracker.role,
+            mode=tracker.mode,
+            typed=phrase,
+        )
+        for phrase in tracker.phrases
+    )
+
+
+def tracker_tree(tracker: TrackerSpec) -> Node:
+    """The tracker as a query tree: any of its phrases (what ``call_matches`` evaluates)."""
+    found = tracker_matches(tracker)
+    return found[0] if len(found) == 1 else Or(found)
+
+
+def mention_query(tracker: TrackerSpec) -> dict[str, Any]:
+    """The query an utterance (a nested document) satisfies when it is a mention."""
+    return {
+        "bool": {
+            "should": [utterance_query(match) for match in tracker_matches(tracker)],
+            "minimum_should_match": 1,
+        }
+    }
+
+
+def call_query(tracker: TrackerSpec) -> dict[str, Any]:
+    """The query a call satisfies when it mentions the tracker."""
+    return CompiledQuery(tracker_tree(tracker)).query
+
+
+def tagger(trackers: Sequence[Tracker]) -> Tagger:
+    """The tags of a call: the ids of the given trackers it mentions, sorted."""
+    trees = [(tracker.id, tracker_tree(tracker)) for tracker in trackers]
+
+    def tag(call: Call) -> list[str]:
+        if not trees:
+            return []
+        layouts = [utterance_layout(u, call.duration_s) for u in call.utterances]
+        return sorted(tracker_id for tracker_id, tree in trees if call_matches(tree, call, layouts))
+
+    return tag
+
+
+def current_tagger(es: Elasticsearch, settings: Settings) -> Tagger:
+    """Tags by the trackers stored now (for the loader: read once per load)."""
+    return tagger(list_trackers(es, settings))
