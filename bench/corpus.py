@@ -182,7 +182,7 @@ TIMEZONES = {"ru": timezone(timedelta(hours=3)), "en": timezone(timedelta(hours=
 def _terms(text: str) -> tuple[str, ...]:
     """The folded search terms of a planted phrase, as the index will see them."""
     # Imported here so that generating calls does not need the indexer on every import path.
-    from indexer.search.text import terms_of_text
+    from indexer.search import terms_of_text
 
     return tuple(terms_of_text(text))
 

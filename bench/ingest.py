@@ -39,7 +39,7 @@ from indexer.index.loader import LoadSummary, load_calls, read_calls
 from indexer.settings import Settings
 from indexer.trackers.changes import create_tracker
 from indexer.trackers.model import Tracker, TrackerCreate
-from indexer.trackers.tagging import tagger
+from indexer.trackers.tagging import current_tagger, tagger
 from indexer.transcript import SourcedCall, write_call_file
 
 
@@ -195,7 +195,12 @@ def load(
 
     load_before = load_average()
     with Stopwatch({"es": es_pid(es_url)}) as watch:
-        result = load_calls(es, settings, counting(first_calls(corpus, count, summary)))
+        result = load_calls(
+            es,
+            settings,
+            counting(first_calls(corpus, count, summary)),
+            tag=current_tagger(es, settings),
+        )
     assert watch.cpu_s is not None
     summary.merge(result)
     if summary.failures:

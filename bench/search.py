@@ -144,8 +144,7 @@ def api_requests(settings: Settings, query: MixQuery) -> tuple[list[RawRequest],
     """The Elasticsearch requests the API sends for ``query`` (by the API's own code), and the
     total it reports (calls for a search; calls in total for tracker stats)."""
     from api.routes.search import search_request
-    from indexer.search.query import Mode, RoleFilter
-    from indexer.search.runner import search_calls
+    from indexer.search import Mode, RoleFilter, search_calls
     from indexer.trackers.stats import GroupBy, tracker_stats
 
     es, recorded = recording_client(settings)

@@ -45,7 +45,7 @@ def report(summary: LoadSummary) -> int:
     return EXIT_FAILED if summary.failures else EXIT_OK
 
 
-def tagger(es: Elasticsearch, settings: Settings) -> Tagger | None:
+def tagger(es: Elasticsearch, settings: Settings) -> Tagger:
     """The per-call enrich step of load and reindex: the ids of the stored trackers a call
     mentions (``indexer.trackers``)."""
     return current_tagger(es, settings)

@@ -10,7 +10,8 @@
     ├── QueryError             a search query the user typed cannot be understood
     ├── TrackerNotFoundError   no tracker with that id
     ├── TrackerConflictError   a tracker with that id exists, or there are as many as allowed
-    └── AudioError             a recording cannot be decoded or is unusable
+    ├── AudioError             a recording cannot be decoded or is unusable
+    └── AsrModelError          the configured ASR model cannot be used (missing, no CUDA)
 
 Callers catch the branch they can handle; the CLI and the API turn each into a clear message
 (and an HTTP status), never a stack trace.
@@ -78,3 +79,7 @@ class AudioError(EarshotError):
         self.source = source
         self.message = message
         super().__init__(f"{source}: {message}")
+
+
+class AsrModelError(EarshotError):
+    """The configured model cannot be used (missing directory, unreadable weights, no CUDA)."""

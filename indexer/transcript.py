@@ -8,6 +8,7 @@ test fails when the two drift apart.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -27,9 +28,15 @@ from indexer.errors import TranscriptError
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "mappings" / "transcript.schema.json"
 
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-CallId = Annotated[
-    str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
-]
+# The one call-id rule: a safe file name (the transcript store names files by it), never a path.
+CALL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+_CALL_ID = re.compile(CALL_ID_PATTERN)
+CallId = Annotated[str, Field(min_length=1, max_length=128, pattern=CALL_ID_PATTERN)]
+
+
+def is_call_id(text: str) -> bool:
+    """Whether ``text`` can be a call id (and so names a file inside the store, nothing else)."""
+    return bool(_CALL_ID.match(text))
 
 
 class Role(StrEnum):

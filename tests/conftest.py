@@ -28,6 +28,7 @@ from api.main import create_app
 from indexer.elastic import connect, is_reachable
 from indexer.index.loader import load_calls
 from indexer.settings import PROJECT_ROOT, Settings
+from indexer.trackers.tagging import current_tagger
 from indexer.transcript import Call, SourcedCall
 
 ES_URL = os.environ.get("ES_URL", "http://127.0.0.1:9200")
@@ -69,7 +70,12 @@ def index_calls(es: Elasticsearch, settings: Settings) -> Callable[..., None]:
     """Load calls through the real loader into this test's alias, refreshed for search."""
 
     def load(*calls: Call) -> None:
-        summary = load_calls(es, settings, [SourcedCall("test", call) for call in calls])
+        summary = load_calls(
+            es,
+            settings,
+            [SourcedCall("test", call) for call in calls],
+            tag=current_tagger(es, settings),
+        )
         assert summary.failures == []
         assert summary.loaded == len(calls)
 

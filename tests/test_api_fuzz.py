@@ -31,6 +31,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from api.main import create_app
 from indexer.index.loader import load_calls
 from indexer.settings import PROJECT_ROOT, Settings
+from indexer.trackers.tagging import current_tagger
 from indexer.transcript import SourcedCall, read_call_file
 
 ES_URL = os.environ.get("ES_URL", "http://127.0.0.1:9200")
@@ -70,7 +71,7 @@ def sample_calls(es: Elasticsearch) -> Iterator[None]:
             audio = call.audio.model_copy(update={"uri": f"{CALL_WITH_AUDIO}.wav"})
             call = call.model_copy(update={"audio": audio})
         calls.append(SourcedCall(str(path), call))
-    summary = load_calls(es, SETTINGS, calls)
+    summary = load_calls(es, SETTINGS, calls, tag=current_tagger(es, SETTINGS))
     assert summary.failures == []
     assert summary.loaded == len(calls) > 0
     yield

@@ -19,13 +19,19 @@ from indexer.index.loader import load_calls
 from indexer.index.reindex import Source, reindex, rollback
 from indexer.index.store import TranscriptStore
 from indexer.settings import PROJECT_ROOT, Settings
+from indexer.trackers.tagging import current_tagger
 from indexer.transcript import Call, SourcedCall, write_call_file
 
 CALLS = [make_call(f"call-{i}", [("client", f"please delete nothing {i}")]) for i in range(4)]
 
 
 def load(es: Elasticsearch, settings: Settings, calls: list[Call] = CALLS) -> None:
-    summary = load_calls(es, settings, [SourcedCall("test", call) for call in calls])
+    summary = load_calls(
+        es,
+        settings,
+        [SourcedCall("test", call) for call in calls],
+        tag=current_tagger(es, settings),
+    )
     assert summary.failures == []
 
 
@@ -101,8 +107,8 @@ def test_a_deletion_survives_reindex_from_the_store_and_from_the_index(
     load(es, settings)
     delete_call(es, settings, "call-0")
 
-    from_store = reindex(es, settings)
-    from_index = reindex(es, settings, source=Source.INDEX)
+    from_store = reindex(es, settings, tag=current_tagger(es, settings))
+    from_index = reindex(es, settings, source=Source.INDEX, tag=current_tagger(es, settings))
 
     assert from_store.source.startswith("the transcript store")
     assert from_store.documents == from_index.documents == 3
@@ -121,7 +127,7 @@ def test_a_deleted_call_written_past_the_loader_is_left_out_by_reindex(
     es.index(index=serving, id="call-3", document=call_document(CALLS[3]), refresh=True)
     assert "call-3" in found_ids(api)
 
-    result = reindex(es, settings, source=Source.INDEX)
+    result = reindex(es, settings, source=Source.INDEX, tag=current_tagger(es, settings))
 
     assert result.left_out_deleted == ["call-3"]
     assert found_ids(api) == ["call-0", "call-1", "call-2"]
@@ -131,7 +137,7 @@ def test_rollback_does_not_bring_a_deleted_call_back(
     es: Elasticsearch, settings: Settings, api: TestClient
 ) -> None:
     load(es, settings)
-    reindex(es, settings)
+    reindex(es, settings, tag=current_tagger(es, settings))
     delete_call(es, settings, "call-1")
 
     rollback(es, settings.calls_alias)

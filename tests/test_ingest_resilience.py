@@ -26,6 +26,7 @@ from indexer.errors import SearchBackendError
 from indexer.index.definitions import index_definition, versioned_index_name
 from indexer.index.loader import LoadSummary, load_calls
 from indexer.settings import PROJECT_ROOT, Settings
+from indexer.trackers.tagging import current_tagger
 from indexer.transcript import Call, Manager, SourcedCall
 
 RESTART_NODE = {"EARSHOT_ES_NODE": "restart", "EARSHOT_ES_PORT": "9250", "EARSHOT_ES_HEAP": "512m"}
@@ -137,7 +138,7 @@ class LoadInThread:
 
     def _run(self, es: Elasticsearch, settings: Settings, source: GatedSource) -> None:
         try:
-            self.summary = load_calls(es, settings, source)
+            self.summary = load_calls(es, settings, source, tag=current_tagger(es, settings))
         except BaseException as exc:
             self.error = exc
 
@@ -197,7 +198,12 @@ def test_a_load_past_its_deadline_says_so_and_a_rerun_completes_it(
     # What was acknowledged before the node went away survived it.
     assert indexed_ids(restart_node, settings.calls_alias) == [c.call_id for c in calls[:40]]
 
-    again = load_calls(restart_node, settings, [SourcedCall("generated", c) for c in calls])
+    again = load_calls(
+        restart_node,
+        settings,
+        [SourcedCall("generated", c) for c in calls],
+        tag=current_tagger(restart_node, settings),
+    )
 
     assert (again.loaded, again.failures) == (100, [])
     assert indexed_ids(restart_node, settings.calls_alias) == [c.call_id for c in calls]
@@ -226,7 +232,12 @@ def test_documents_the_mapping_refuses_are_reported_and_the_others_land(
         for call in calls
     ]
 
-    summary = load_calls(es, settings, [SourcedCall(f"file-{c.call_id}", c) for c in calls])
+    summary = load_calls(
+        es,
+        settings,
+        [SourcedCall(f"file-{c.call_id}", c) for c in calls],
+        tag=current_tagger(es, settings),
+    )
 
     assert summary.loaded == 4
     assert len(summary.failures) == 2

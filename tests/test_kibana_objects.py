@@ -29,6 +29,7 @@ from elasticsearch import Elasticsearch
 
 from indexer.index.loader import load_paths
 from indexer.settings import PROJECT_ROOT, Settings
+from indexer.trackers.tagging import current_tagger
 
 KIBANA_DIR = PROJECT_ROOT / "kibana"
 MAPPING_FILE = PROJECT_ROOT / "mappings" / "calls.json"
@@ -702,7 +703,9 @@ class Brute:
 
 @pytest.fixture
 def sample_calls(es: Elasticsearch, settings: Settings) -> list[dict[str, Any]]:
-    summary = load_paths(es, settings, [SAMPLES], show_progress=False)
+    summary = load_paths(
+        es, settings, [SAMPLES], show_progress=False, tag=current_tagger(es, settings)
+    )
     assert summary.failures == []
     return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(SAMPLES.glob("*.json"))]
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from indexer.index.metrics import METRIC_NAMES, CallMetrics, call_metrics
+from indexer.metrics import METRIC_NAMES, CallMetrics, call_metrics
 from indexer.transcript import Call
 
 Load = Callable[..., None]

@@ -19,7 +19,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 
-from indexer.search.matching import call_matches, occurrences, role_allows, utterance_layout
+from indexer.search.layout import term_layout
+from indexer.search.matching import call_matches, occurrences, role_allows
 from indexer.search.query import Mode, matches, parse_query
 from indexer.transcript import Call
 
@@ -75,7 +76,7 @@ def expected_hits(calls: list[Call], query: str, mode: Mode) -> set[tuple[str, i
             for index, utterance in enumerate(call.utterances):
                 if not role_allows(match, utterance.role.value):
                     continue
-                layout = utterance_layout(utterance, call.duration_s)
+                layout = term_layout(utterance.words, call.duration_s)
                 for found_at in occurrences(match, layout):
                     words = utterance.words
                     start = words[layout.terms[found_at.first].first_word].start

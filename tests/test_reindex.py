@@ -30,6 +30,7 @@ from indexer.index.loader import load_calls
 from indexer.index.reindex import Source, needs_reindex, prune, reindex, rollback
 from indexer.index.store import TranscriptStore
 from indexer.settings import PROJECT_ROOT, Settings
+from indexer.trackers.tagging import current_tagger
 from indexer.transcript import Call, SourcedCall
 
 
@@ -85,7 +86,12 @@ CALLS = [make_call(f"old-{i}", [("client", f"send me the contract {i}")]) for i 
 
 
 def load(es: Elasticsearch, settings: Settings, calls: Sequence[Call]) -> None:
-    summary = load_calls(es, settings, [SourcedCall("test", call) for call in calls])
+    summary = load_calls(
+        es,
+        settings,
+        [SourcedCall("test", call) for call in calls],
+        tag=current_tagger(es, settings),
+    )
     assert summary.failures == []
 
 
@@ -99,7 +105,12 @@ def test_loading_into_an_older_index_says_to_reindex(es: Elasticsearch, settings
     make_old_index(es, settings, [call_document(call) for call in CALLS])
 
     with pytest.raises(IndexVersionError, match="reindex"):
-        load_calls(es, settings, [SourcedCall("new", make_call("new", [("client", "hi")]))])
+        load_calls(
+            es,
+            settings,
+            [SourcedCall("new", make_call("new", [("client", "hi")]))],
+            tag=current_tagger(es, settings),
+        )
 
 
 def test_reindex_from_the_old_index_moves_the_alias_and_fills_the_store(
@@ -109,7 +120,7 @@ def test_reindex_from_the_old_index_moves_the_alias_and_fills_the_store(
     assert needs_reindex(es, settings)
     before = api.get("/v1/search", params={"q": '"send me the contract"'}).json()
 
-    result = reindex(es, settings)
+    result = reindex(es, settings, tag=current_tagger(es, settings))
 
     assert (result.previous, result.target, result.documents) == (
         old,
@@ -158,8 +169,8 @@ def test_reindex_from_the_store_to_the_same_schema_version(
     first = versioned_index_name(settings.calls_alias)
     assert not needs_reindex(es, settings)
 
-    second = reindex(es, settings)
-    third = reindex(es, settings)
+    second = reindex(es, settings, tag=current_tagger(es, settings))
+    third = reindex(es, settings, tag=current_tagger(es, settings))
 
     assert second.source.startswith("the transcript store")
     assert (second.previous, second.target) == (first, f"{first}-2")
@@ -182,7 +193,9 @@ def test_stored_tracker_tags_survive_a_reindex(
 
     assert tagged() == [call.call_id for call in CALLS]
 
-    reindex(es, settings)  # from the store, which holds no tags: the stored tracker decides
+    reindex(
+        es, settings, tag=current_tagger(es, settings)
+    )  # from the store, which holds no tags: the stored tracker decides
 
     assert tagged() == [call.call_id for call in CALLS]
 
@@ -263,7 +276,7 @@ def test_reindex_while_the_api_answers_queries(es: Elasticsearch, settings: Sett
 def test_rollback_and_back_again(es: Elasticsearch, settings: Settings, api: TestClient) -> None:
     load(es, settings, CALLS[:3])
     first = current_index(es, settings.calls_alias)
-    result = reindex(es, settings)
+    result = reindex(es, settings, tag=current_tagger(es, settings))
     load(es, settings, CALLS[3:])  # only in the new version
 
     moved = rollback(es, settings.calls_alias)
@@ -294,8 +307,8 @@ def test_prune_keeps_the_serving_and_previous_versions(
 ) -> None:
     load(es, settings, CALLS)
     v1 = current_index(es, settings.calls_alias)
-    v2 = reindex(es, settings).target
-    v3 = reindex(es, settings).target
+    v2 = reindex(es, settings, tag=current_tagger(es, settings)).target
+    v3 = reindex(es, settings, tag=current_tagger(es, settings)).target
 
     assert prune(es, settings.calls_alias) == [v1]
     assert [v.name for v in index_versions(es, settings.calls_alias)] == [v1 + "-2", v1 + "-3"]
@@ -322,7 +335,7 @@ def test_a_call_breaking_the_contract_fails_the_build(
     old = make_old_index(es, settings, [call_document(call) for call in CALLS[1:]] + [broken])
 
     with pytest.raises(ReindexError, match="broken"):
-        reindex(es, settings)
+        reindex(es, settings, tag=current_tagger(es, settings))
 
     assert_untouched(es, settings, old)
 
@@ -339,11 +352,11 @@ def test_calls_missing_from_the_store_fail_the_count_check(
     store.remove("old-4")
 
     with pytest.raises(ReindexError, match=r"holds 5: 2 would be lost \(old-1, old-4\)"):
-        reindex(es, settings)
+        reindex(es, settings, tag=current_tagger(es, settings))
     assert_untouched(es, settings, serving)
 
     # Building from the index instead brings them back into the store.
-    result = reindex(es, settings, source=Source.INDEX)
+    result = reindex(es, settings, source=Source.INDEX, tag=current_tagger(es, settings))
     assert result.documents == 5
     assert store.call_ids() == [call.call_id for call in CALLS]
 
@@ -356,7 +369,7 @@ def test_a_document_under_a_foreign_id_fails_the_count_check(
     old = make_old_index(es, settings, documents, ids=ids)
 
     with pytest.raises(ReindexError, match=r"holds 6: 1 would be lost \(copy-of-old-1\)"):
-        reindex(es, settings)
+        reindex(es, settings, tag=current_tagger(es, settings))
     assert_untouched(es, settings, old)
 
 
@@ -369,10 +382,10 @@ def test_probe_queries_that_answer_differently_fail_unless_accepted(
     old = make_old_index(es, settings, documents)
 
     with pytest.raises(ReindexError, match=r'"send me" .*only in .*-v2: \[old-2\]'):
-        reindex(es, settings)
+        reindex(es, settings, tag=current_tagger(es, settings))
     assert_untouched(es, settings, old)
 
-    result = reindex(es, settings, accept_probe_changes=True)
+    result = reindex(es, settings, accept_probe_changes=True, tag=current_tagger(es, settings))
     assert current_index(es, settings.calls_alias) == result.target
 
 

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from indexer.index.loader import load_paths
 from indexer.settings import PROJECT_ROOT, Settings
+from indexer.trackers.tagging import current_tagger
 from indexer.transcript import read_call_file
 
 SAMPLES = PROJECT_ROOT / "samples" / "calls"
@@ -17,7 +18,9 @@ SAMPLES = PROJECT_ROOT / "samples" / "calls"
 
 @pytest.fixture
 def samples_api(es: Elasticsearch, settings: Settings, api: TestClient) -> TestClient:
-    summary = load_paths(es, settings, [SAMPLES], show_progress=False)
+    summary = load_paths(
+        es, settings, [SAMPLES], show_progress=False, tag=current_tagger(es, settings)
+    )
     assert summary.failures == []
     assert summary.loaded == len(list(SAMPLES.glob("*.json")))
     return api

@@ -12,7 +12,7 @@ from builders import make_call
 from fastapi.testclient import TestClient
 from test_metrics import main_call
 
-from indexer.index.metrics import METRIC_NAMES, call_metrics
+from indexer.metrics import METRIC_NAMES, call_metrics
 from indexer.transcript import Call
 
 Load = Callable[..., None]

@@ -20,7 +20,8 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from api.main import create_app
-from indexer.search.matching import occurrences, role_allows, utterance_layout
+from indexer.search.layout import term_layout
+from indexer.search.matching import occurrences, role_allows
 from indexer.search.query import Match, Mode, Pattern, RoleFilter
 from indexer.search.text import terms_of_text
 from indexer.settings import PROJECT_ROOT, Settings
@@ -63,7 +64,7 @@ def mentions(tracker: dict[str, Any], call: Call) -> int:
     ]
     count = 0
     for utterance in call.utterances:
-        layout = utterance_layout(utterance, call.duration_s)
+        layout = term_layout(utterance.words, call.duration_s)
         if any(
             role_allows(match, utterance.role.value) and occurrences(match, layout)
             for match in phrases

@@ -32,10 +32,9 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import EsDep, SettingsDep
 from api.routes.search import SearchRequestDep
-from api.schemas import CallResult, Problem, SearchResponse
+from api.schemas import Problem
 from indexer.errors import EarshotError
-from indexer.search.request import SearchRequest
-from indexer.search.runner import search_calls
+from indexer.search import CallResult, SearchRequest, SearchResponse, search_calls
 from indexer.settings import Settings
 
 log = logging.getLogger("earshot.api.export")

@@ -10,12 +10,21 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from api.deps import EsDep, SettingsDep
-from api.schemas import Problem, SearchResponse
+from api.schemas import Problem
 from indexer.errors import QueryError
-from indexer.index.metrics import METRIC_NAMES
-from indexer.search.query import Mode, Node, RoleFilter, parse_query
-from indexer.search.request import SearchRequest, parse_date_param, parse_metric_filter, parse_sort
-from indexer.search.runner import search_calls
+from indexer.metrics import METRIC_NAMES
+from indexer.search import (
+    Mode,
+    Node,
+    RoleFilter,
+    SearchRequest,
+    SearchResponse,
+    parse_date_param,
+    parse_metric_filter,
+    parse_query,
+    parse_sort,
+    search_calls,
+)
 from indexer.settings import Settings
 from indexer.transcript import Direction
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response
 from api.deps import AdminAccess, EsDep, SettingsDep
 from api.schemas import Problem
 from indexer.errors import TrackerConflictError, TrackerNotFoundError
-from indexer.search.request import parse_date_param
+from indexer.search import parse_date_param
 from indexer.trackers.changes import create_tracker, delete_tracker, replace_tracker
 from indexer.trackers.model import Tracker, TrackerCreate, TrackerList, TrackerSpec
 from indexer.trackers.stats import GroupBy, TrackerStats, tracker_stats

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from indexer.asr.audio import Samples
-from indexer.asr.engine import AsrModelError, RecognizedSegment
+from indexer.asr.engine import RecognizedSegment
 from indexer.asr.words import TimedWord
+from indexer.errors import AsrModelError
 from indexer.settings import PROJECT_ROOT
 
 # Where an empty Punkt model is written when NLTK's punkt_tab data is not installed.

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from indexer.settings import Settings, get_settings
+from indexer.trackers.tagging import current_tagger
 
 EXIT_OK, EXIT_FAILED, EXIT_UNAVAILABLE = 0, 1, 2
 
@@ -110,7 +111,7 @@ def _ingest(args: argparse.Namespace) -> int:
         for failure in summary.failures:
             print(f"error: {failure}", file=sys.stderr)
         print(summary.line(), file=sys.stderr)
-        loaded = load_calls(es, settings, summary.calls)
+        loaded = load_calls(es, settings, summary.calls, tag=current_tagger(es, settings))
     except EarshotError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Protocol
 
 from indexer.asr.audio import Samples
-from indexer.asr.engine import AsrModelError
 from indexer.asr.roles import SpeakerTurn
+from indexer.errors import AsrModelError
 
 
 class Diarizer(Protocol):

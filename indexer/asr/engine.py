@@ -29,7 +29,7 @@ import numpy as np
 from indexer.asr import packing
 from indexer.asr.audio import SAMPLE_RATE, Samples
 from indexer.asr.words import TimedWord
-from indexer.errors import EarshotError
+from indexer.errors import AsrModelError
 
 Device = Literal["auto", "cpu", "cuda"]
 VadName = Literal["silero", "pyannote"]
@@ -42,10 +42,6 @@ SPEECH_PAD_S = 0.4
 VAD_STEP_S = 2.5
 # Silero: a pause this long ends a region (faster-whisper's batched mode uses the same).
 SILERO_MIN_SILENCE_MS = 160
-
-
-class AsrModelError(EarshotError):
-    """The configured model cannot be used (missing directory, unreadable weights, no CUDA)."""
 
 
 @dataclass(frozen=True)

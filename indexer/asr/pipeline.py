@@ -32,13 +32,13 @@ from indexer.asr.audio import (
     probe,
 )
 from indexer.asr.diarization import Diarizer, PyannoteDiarizer
-from indexer.asr.engine import AsrModelError, Chunk, Engine, RecognizedSegment, speech_of
+from indexer.asr.engine import Chunk, Engine, RecognizedSegment, speech_of
 from indexer.asr.ledger import Ledger, file_digest, job_key
 from indexer.asr.metadata import MetadataSource, ResolvedMetadata
 from indexer.asr.roles import SpeakerRule, SpokenText, channel_roles, speaker_at, speaker_roles
 from indexer.asr.segmentation import SpeakerWord, merge_in_time_order, split_utterances
 from indexer.asr.words import TimedWord, fill_untimed
-from indexer.errors import AudioError, EarshotError, TranscriptError
+from indexer.errors import AsrModelError, AudioError, EarshotError, TranscriptError
 from indexer.files import expand_paths
 from indexer.settings import Settings
 from indexer.transcript import (

@@ -19,8 +19,9 @@ from elasticsearch import Elasticsearch, helpers
 
 from indexer.errors import CallNotFoundError
 from indexer.index.definitions import ensure_index, index_versions
-from indexer.index.store import TranscriptStore, is_call_id
+from indexer.index.store import TranscriptStore
 from indexer.settings import Settings
+from indexer.transcript import is_call_id
 
 TOMBSTONE_MAPPING = "deleted.json"
 TOMBSTONE_BATCH = 1000

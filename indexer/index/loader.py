@@ -32,7 +32,6 @@ from indexer.index.deletion import deleted_ids, undelete
 from indexer.index.documents import call_document
 from indexer.index.store import TranscriptStore
 from indexer.settings import Settings
-from indexer.trackers.tagging import current_tagger
 from indexer.transcript import Call, SourcedCall, parse_call, read_call_file
 
 # The per-call enrich step: the ids of the trackers a call mentions (see load_calls).
@@ -147,7 +146,7 @@ class BulkSender:
     summary: LoadSummary
 
     def prepare(
-        self, batch: list[SourcedCall], tag: Tagger | None, allow_deleted: bool
+        self, batch: list[SourcedCall], tag: Tagger, allow_deleted: bool
     ) -> tuple[list[tuple[SourcedCall, dict[str, Any]]], dict[str, str]]:
         """Documents of the batch's loadable calls (each already in the store), and which of
         them are tombstoned (only loaded with ``allow_deleted``)."""
@@ -167,7 +166,7 @@ class BulkSender:
                 )
                 continue
             try:
-                document = call_document(item.call, tag(item.call) if tag else ())
+                document = call_document(item.call, tag(item.call))
             except EarshotError as exc:
                 self.summary.failures.append(f"{item.source}: call {call_id} not tagged: {exc}")
                 continue
@@ -233,14 +232,15 @@ def load_calls(
     *,
     refresh: bool = True,
     progress: Progress | None = None,
-    tag: Tagger | None = None,
+    tag: Tagger,
     allow_deleted: bool = False,
 ) -> LoadSummary:
     """Bulk-index calls through the alias, writing each to the transcript store first.
 
-    ``tag`` is the per-call enrich step: it returns the tracker ids stored with the call; when
-    not given, the ids of the trackers stored now that the call mentions
-    (``indexer.trackers.current_tagger``), so tags stay true whoever loads. A tombstoned call
+    ``tag`` is the per-call enrich step: it returns the tracker ids stored with the call. It is
+    required so no caller can forget it, and injected so the index package does not import
+    the trackers (which import it); callers pass ``indexer.trackers.tagging.current_tagger``
+    (the trackers stored now), so tags stay true whoever loads. A tombstoned call
     is a failure unless ``allow_deleted``, which loads it and drops its tombstone (consent
     given again). Elasticsearch being unreachable when the
     load starts is an immediate SearchBackendError (most likely a wrong ES_URL); once loading,
@@ -250,8 +250,6 @@ def load_calls(
     alias = settings.calls_alias
     with backend_errors(settings.es_url):
         ensure_calls_index(es, alias)
-        if tag is None:
-            tag = current_tagger(es, settings)
         backoff = Backoff(
             settings.es_url, settings.es_retry_deadline_s, settings.es_retry_max_backoff_s
         )
@@ -284,7 +282,7 @@ def load_paths(
     paths: Iterable[Path],
     *,
     show_progress: bool = True,
-    tag: Tagger | None = None,
+    tag: Tagger,
     allow_deleted: bool = False,
 ) -> LoadSummary:
     """Load every transcript under ``paths``; see ``LoadSummary`` for what happened."""

@@ -55,7 +55,6 @@ from indexer.search.compiler import match_query
 from indexer.search.query import Match, Mode, Pattern, RoleFilter
 from indexer.search.text import terms_of_words
 from indexer.settings import Settings
-from indexer.trackers.tagging import current_tagger
 from indexer.transcript import SourcedCall
 
 PROBE_CALLS = 20
@@ -280,7 +279,7 @@ def _build(
     deleted: set[str],
     new_fields: dict[str, _Field],
     fill_store: TranscriptStore | None,
-    tag: Tagger | None,
+    tag: Tagger,
 ) -> _Build:
     build = _Build(populated=dict.fromkeys(new_fields, 0))
     summary = LoadSummary()
@@ -296,7 +295,7 @@ def _build(
         if call_id in deleted:
             build.left_out_deleted.append(call_id)
             continue
-        document = call_document(item.call, tag(item.call) if tag else ())
+        document = call_document(item.call, tag(item.call))
         for path, spec in new_fields.items():
             build.populated[path] += _is_populated(document, spec)
         if fill_store is not None:
@@ -387,17 +386,15 @@ def reindex(
     settings: Settings,
     *,
     source: Source = Source.AUTO,
-    tag: Tagger | None = None,
+    tag: Tagger,
     accept_probe_changes: bool = False,
     announce: Callable[[str], None] | None = None,
 ) -> ReindexResult:
     """Build the next index version, verify it, then move the alias (see the module doc).
 
-    ``tag`` gives each call its tracker ids; when not given, the trackers stored now decide,
-    as in the loader (``indexer.trackers.current_tagger``), so tags survive a reindex."""
+    ``tag`` gives each call its tracker ids; callers pass the trackers stored now
+    (``indexer.trackers.tagging.current_tagger``), as for the loader, so tags survive."""
     alias = settings.calls_alias
-    if tag is None:
-        tag = current_tagger(es, settings)
     previous = current_index(es, alias)
     chosen, store = _choose_source(settings, source, previous)
     described = _describe_source(chosen, store, previous)

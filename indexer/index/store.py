@@ -9,21 +9,12 @@ two aliases (a test alias, a staging one) never mix their calls.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from indexer.errors import TranscriptError
 from indexer.settings import Settings
-from indexer.transcript import Call, read_call_file, write_call_file
-
-# The contract's call id pattern (indexer.transcript.CallId): a safe file name, never a path.
-_CALL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-
-
-def is_call_id(text: str) -> bool:
-    """Whether ``text`` can be a call id (and so names a file inside the store, nothing else)."""
-    return bool(_CALL_ID.match(text))
+from indexer.transcript import Call, is_call_id, read_call_file, write_call_file
 
 
 class TranscriptStore:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from indexer.index.documents import second_token
+from indexer.search.layout import second_token
 from indexer.search.morphology import lemmas
 from indexer.search.query import And, Match, Mode, Near, Node, Not, Pattern, RoleFilter, Window
 

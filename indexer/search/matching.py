@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
-from indexer.index.documents import TermLayout, second_token, term_layout
+from indexer.search.layout import TermLayout, second_token, term_layout
 from indexer.search.morphology import lemmas
 from indexer.search.query import And, Match, Mode, Near, Node, Not, Pattern, RoleFilter, Window
-from indexer.transcript import Call, Utterance
+from indexer.transcript import Call
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,13 +117,6 @@ def occurrences(match: Match, layout: TermLayout) -> list[Occurrence]:
     return found
 
 
-def utterance_layout(utterance: Utterance, duration_s: float) -> TermLayout:
-    words = utterance.words
-    return term_layout(
-        [w.text for w in words], [w.start for w in words], [w.end for w in words], duration_s
-    )
-
-
 def role_allows(match: Match, role: str) -> bool:
     return match.role is RoleFilter.ANY or match.role.value == role
 
@@ -131,7 +124,7 @@ def role_allows(match: Match, role: str) -> bool:
 def call_matches(node: Node, call: Call, layouts: Sequence[TermLayout] | None = None) -> bool:
     """Whether the whole call satisfies the query tree (AND/OR/NOT over the call)."""
     if layouts is None:
-        layouts = [utterance_layout(u, call.duration_s) for u in call.utterances]
+        layouts = [term_layout(u.words, call.duration_s) for u in call.utterances]
     if isinstance(node, Match):
         return any(
             role_allows(node, utterance.role.value) and occurrences(node, layout)

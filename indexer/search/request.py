@@ -11,13 +11,13 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from api.schemas import SortOrder
 from indexer.errors import QueryError
-from indexer.index.metrics import METRIC_NAMES
+from indexer.metrics import METRIC_NAMES
 from indexer.search.query import Node
+from indexer.search.results import SortOrder
 from indexer.transcript import Direction
 
 MAX_YEAR = 9998
@@ -147,12 +147,35 @@ class SearchRequest:
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def _instant(value: datetime | date, *, end_of_day: bool) -> str:
-    """A bound for ``started_at``; a bare date covers that whole day (UTC)."""
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
-    day = value + timedelta(days=1) if end_of_day else value
-    return datetime.combine(day, time.min, tzinfo=UTC).isoformat()
+def day_bounds(
+    date_from: date | datetime | None, date_to: date | datetime | None, zone: tzinfo = UTC
+) -> tuple[datetime | None, datetime | None, bool]:
+    """Instants for a date range: a bare date covers its whole day in ``zone``; a date-time
+    without an offset is read in ``zone``. The flag says whether the end is inclusive."""
+
+    def instant(value: date | datetime, next_day: bool) -> datetime:
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=zone)
+        day = value + timedelta(days=1) if next_day else value
+        return datetime.combine(day, time.min, tzinfo=zone)
+
+    start = None if date_from is None else instant(date_from, next_day=False)
+    end = None if date_to is None else instant(date_to, next_day=True)
+    return start, end, isinstance(date_to, datetime)
+
+
+def date_range(
+    date_from: date | datetime | None, date_to: date | datetime | None, zone: tzinfo = UTC
+) -> dict[str, str]:
+    """The one rule for date bounds → the ``range`` over ``started_at`` (empty: no bounds),
+    used by search filters (UTC) and tracker statistics (their ``tz``)."""
+    start, end, end_inclusive = day_bounds(date_from, date_to, zone)
+    started: dict[str, str] = {}
+    if start is not None:
+        started["gte"] = start.isoformat()
+    if end is not None:
+        started["lte" if end_inclusive else "lt"] = end.isoformat()
+    return started
 
 
 def search_filters(request: SearchRequest) -> list[dict[str, Any]]:
@@ -164,12 +187,7 @@ def search_filters(request: SearchRequest) -> list[dict[str, Any]]:
     ):
         if value is not None:
             filters.append({"term": {field: str(value)}})
-    started: dict[str, str] = {}
-    if request.date_from is not None:
-        started["gte"] = _instant(request.date_from, end_of_day=False)
-    if request.date_to is not None:
-        bound = "lte" if isinstance(request.date_to, datetime) else "lt"
-        started[bound] = _instant(request.date_to, end_of_day=True)
+    started = date_range(request.date_from, request.date_to)
     if started:
         filters.append({"range": {"started_at": started}})
     duration: dict[str, float] = {}

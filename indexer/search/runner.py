@@ -18,11 +18,10 @@ from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, NotFoundError
 
-from api.schemas import CallResult, Hit, SearchResponse
 from indexer.elastic import backend_errors
 from indexer.errors import QueryError, SearchBackendError, SearchTimeoutError
-from indexer.index.documents import TermLayout, term_layout
 from indexer.search.compiler import CompiledQuery
+from indexer.search.layout import term_layout
 from indexer.search.matching import occurrences
 from indexer.search.query import Match
 from indexer.search.request import (
@@ -32,6 +31,7 @@ from indexer.search.request import (
     search_filters,
     search_sort,
 )
+from indexer.search.results import CallResult, Hit, SearchResponse
 from indexer.settings import Settings
 
 CALL_FIELDS = [
@@ -87,19 +87,9 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def _layout(utterance: dict[str, Any], duration_s: float) -> TermLayout:
-    words = utterance["words"]
-    return term_layout(
-        [w["text"] for w in words],
-        [w["start"] for w in words],
-        [w["end"] for w in words],
-        duration_s,
-    )
-
-
 def _hits(match: Match, utterance: dict[str, Any], duration_s: float) -> list[Hit]:
     words = utterance["words"]
-    layout = _layout(utterance, duration_s)
+    layout = term_layout(utterance["words"], duration_s)
     hits = []
     for found in occurrences(match, layout):
         spans: list[tuple[int, int]] = []

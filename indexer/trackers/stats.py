@@ -33,7 +33,7 @@ against a loader that replaced it in the meantime.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
@@ -49,6 +49,7 @@ from indexer.errors import (
     SearchTimeoutError,
 )
 from indexer.search.compiler import NESTED_PATH
+from indexer.search.request import date_range, day_bounds
 from indexer.settings import Settings
 from indexer.trackers.model import Tracker, TrackerSpec
 from indexer.trackers.storage import get_tracker
@@ -114,23 +115,6 @@ def time_zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
-def day_bounds(
-    date_from: date | datetime | None, date_to: date | datetime | None, zone: ZoneInfo
-) -> tuple[datetime | None, datetime | None, bool]:
-    """Instants for a date range: a bare date covers its whole day in ``zone``; a date-time
-    without an offset is read in ``zone``. The flag says whether the end is inclusive."""
-
-    def instant(value: date | datetime, next_day: bool) -> datetime:
-        if isinstance(value, datetime):
-            return value if value.tzinfo else value.replace(tzinfo=zone)
-        day = value + timedelta(days=1) if next_day else value
-        return datetime.combine(day, time.min, tzinfo=zone)
-
-    start = None if date_from is None else instant(date_from, next_day=False)
-    end = None if date_to is None else instant(date_to, next_day=True)
-    return start, end, isinstance(date_to, datetime)
-
-
 def _group_source(group_by: GroupBy, tz: str) -> dict[str, Any]:
     if group_by is GroupBy.MANAGER:
         return {"terms": {"field": "manager.id"}}
@@ -185,14 +169,10 @@ def tracker_stats(
     """Calls, calls mentioning the tracker and mentions, per group and in total."""
     tracker = get_tracker(es, settings, tracker_id)
     zone = time_zone(tz)
-    start, end, end_inclusive = day_bounds(date_from, date_to, zone)
+    start, end, _ = day_bounds(date_from, date_to, zone)
     if start and end and start > end:
         raise QueryError("date_from is after date_to")
-    started: dict[str, str] = {}
-    if start is not None:
-        started["gte"] = start.isoformat()
-    if end is not None:
-        started["lte" if end_inclusive else "lt"] = end.isoformat()
+    started = date_range(date_from, date_to, zone)
     query: dict[str, Any] = {"bool": {"filter": [{"range": {"started_at": started}}]}}
     if not started:
         query = {"match_all": {}}

@@ -8,7 +8,8 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from indexer.search.compiler import CompiledQuery, utterance_query
-from indexer.search.matching import call_matches, utterance_layout
+from indexer.search.layout import term_layout
+from indexer.search.matching import call_matches
 from indexer.search.query import Match, Node, Or, Pattern
 from indexer.search.text import terms_of_text
 from indexer.settings import Settings
@@ -60,7 +61,7 @@ def tagger(trackers: Sequence[Tracker]) -> Tagger:
     def tag(call: Call) -> list[str]:
         if not trees:
             return []
-        layouts = [utterance_layout(u, call.duration_s) for u in call.utterances]
+        layouts = [term_layout(u.words, call.duration_s) for u in call.utterances]
         return sorted(tracker_id for tracker_id, tree in trees if call_matches(tree, call, layouts))
 
     return tag

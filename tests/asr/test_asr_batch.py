@@ -17,6 +17,7 @@ from indexer import cli
 from indexer.asr.pipeline import Transcriber, run_batch
 from indexer.index.loader import load_calls
 from indexer.settings import Settings, get_settings
+from indexer.trackers.tagging import current_tagger
 from indexer.transcript import read_call_file
 
 pytestmark = pytest.mark.asr
@@ -150,7 +151,7 @@ def test_audio_to_search_end_to_end(
     summary = run_batch([test_audio / "en_call.wav"], tmp_path, settings, lambda: transcriber,
                         progress=False)  # fmt: skip
     assert summary.failures == []
-    assert load_calls(es, settings, summary.calls).loaded == 1
+    assert load_calls(es, settings, summary.calls, tag=current_tagger(es, settings)).loaded == 1
 
     turn = next(t for t in truth["turns"] if "proposal by email" in t["text"])
     with TestClient(create_app(settings)) as client:

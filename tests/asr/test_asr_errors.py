@@ -9,8 +9,8 @@ import pytest
 import soundfile as sf
 
 from indexer import cli
-from indexer.asr.engine import AsrModelError
 from indexer.asr.pipeline import Transcriber, run_batch
+from indexer.errors import AsrModelError
 from indexer.settings import Settings
 
 

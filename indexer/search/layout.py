@@ -1,0 +1,118 @@
+"""The term layout: an utterance's search positions, built one way for indexing, matching
+and the hits of a search, so the three can never disagree.
+
+Each utterance's words become *positions*: one per search term (``indexer.search.text``), and at
+every position the same place holds a token in five fields — the term, its two most likely
+lemmas (``indexer.search.morphology``), the whole second it starts at and the whole seconds from
+its end to the end of the call.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+from indexer.search.morphology import indexed_lemmas
+from indexer.search.text import Term, terms_of_words
+from indexer.transcript import Word
+
+MAX_SECOND = 99_999  # five-digit second tokens: 27 hours, far beyond any call
+
+
+# The tokens of the first four hours, made once: two per search position are needed at index
+# time and again for every hit the API returns, and a lookup is cheaper than formatting.
+_SECOND_TOKENS = tuple(f"{second:05d}" for second in range(4 * 3600))
+
+
+def second_token(seconds: float) -> str:
+    """A whole second as a fixed-width token, so that token order is time order."""
+    whole = min(max(math.floor(seconds), 0), MAX_SECOND)
+    return _SECOND_TOKENS[whole] if whole < len(_SECOND_TOKENS) else f"{whole:05d}"
+
+
+class TermLayout:
+    """An utterance's search positions: term ``i`` of every list belongs to position ``i``.
+
+    Only ``terms`` is made up front; the lemmas and the second tokens are made the first time
+    they are read. Exact-mode matching (most searches, each hit the API returns) never reads
+    them, and a layout is rebuilt for every utterance the API shows.
+    """
+
+    __slots__ = (
+        "_duration_s",
+        "_ends",
+        "_lemma",
+        "_lemma_alt",
+        "_start_s",
+        "_starts",
+        "_to_end_s",
+        "terms",
+    )
+
+    def __init__(
+        self,
+        terms: list[Term],
+        starts: Sequence[float],
+        ends: Sequence[float],
+        duration_s: float,
+    ) -> None:
+        self.terms = terms
+        self._starts = starts
+        self._ends = ends
+        self._duration_s = duration_s
+        self._lemma: list[str] | None = None
+        self._lemma_alt: list[str] | None = None
+        self._start_s: list[str] | None = None
+        self._to_end_s: list[str] | None = None
+
+    @property
+    def lemma(self) -> list[str]:
+        if self._lemma is None:
+            self._make_lemmas()
+        assert self._lemma is not None
+        return self._lemma
+
+    @property
+    def lemma_alt(self) -> list[str]:
+        if self._lemma_alt is None:
+            self._make_lemmas()
+        assert self._lemma_alt is not None
+        return self._lemma_alt
+
+    def _make_lemmas(self) -> None:
+        pairs = [indexed_lemmas(term.text) for term in self.terms]
+        self._lemma = [pair[0] for pair in pairs]
+        self._lemma_alt = [pair[1] for pair in pairs]
+
+    @property
+    def start_s(self) -> list[str]:
+        if self._start_s is None:
+            self._start_s = [second_token(self._starts[term.first_word]) for term in self.terms]
+        return self._start_s
+
+    @property
+    def to_end_s(self) -> list[str]:
+        if self._to_end_s is None:
+            self._to_end_s = [
+                second_token(self._duration_s - self._ends[term.last_word]) for term in self.terms
+            ]
+        return self._to_end_s
+
+
+def term_layout(
+    words: Sequence[Word] | Sequence[Mapping[str, Any]], duration_s: float
+) -> TermLayout:
+    """The one builder of an utterance's layout, from the contract's words (indexing, the
+    matcher) or from the stored words of a document (the hits of a search)."""
+    if words and isinstance(words[0], Mapping):
+        stored = cast(Sequence[Mapping[str, Any]], words)
+        texts = [w["text"] for w in stored]
+        starts = [w["start"] for w in stored]
+        ends = [w["end"] for w in stored]
+    else:
+        contract = cast(Sequence[Word], words)
+        texts = [w.text for w in contract]
+        starts = [w.start for w in contract]
+        ends = [w.end for w in contract]
+    return TermLayout(terms_of_words(texts), starts, ends, duration_s)
