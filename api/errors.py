@@ -1,10 +1,11 @@
 """How errors become HTTP answers: always a JSON ``{"detail": ...}``, never a stack trace.
 
 QueryError, bad or unknown parameters   → 400
-no or unknown API key                   → 401   (api/security.py)
-read key on a write                     → 403   (api/security.py)
-unknown call, missing recording         → 404
-URL / body over the limits              → 414 / 413   (api/security.py)
+no or unknown API key                   → 401   (api/security/keys.py)
+read key on a write                     → 403   (api/security/keys.py)
+unknown call or tracker, no recording   → 404
+tracker id taken, too many trackers     → 409
+URL / body over the limits              → 414 / 413   (api/security/limits.py)
 SearchBackendError                      → 503
 Elasticsearch timed out                 → 504
 anything else                           → 500, logged with its traceback; the client only
@@ -30,7 +31,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.deps import get_es
 from api.schemas import Problem
 from api.security import SAFE_METHODS, api_routes, is_public, require_admin, uses_dependency
-from indexer.errors import CallNotFoundError, QueryError, SearchBackendError, SearchTimeoutError
+from indexer.errors import (
+    CallNotFoundError,
+    QueryError,
+    SearchBackendError,
+    SearchTimeoutError,
+    TrackerConflictError,
+    TrackerNotFoundError,
+)
 from indexer.settings import Settings
 
 log = logging.getLogger("earshot.api")
@@ -52,9 +60,14 @@ def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=400, content={"detail": "; ".join(problems)})
 
 
-def _call_not_found(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, CallNotFoundError)
+def _not_found(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CallNotFoundError | TrackerNotFoundError)
     return JSONResponse(status_code=404, content={"detail": str(exc)})
+
+
+def _conflict(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TrackerConflictError)
+    return JSONResponse(status_code=409, content={"detail": str(exc)})
 
 
 def _backend_error(request: Request, exc: Exception) -> JSONResponse:
@@ -105,7 +118,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(QueryError, _query_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(CallNotFoundError, _call_not_found)
+    app.add_exception_handler(CallNotFoundError, _not_found)
+    app.add_exception_handler(TrackerNotFoundError, _not_found)
+    app.add_exception_handler(TrackerConflictError, _conflict)
     app.add_exception_handler(SearchBackendError, _backend_error)
     app.add_exception_handler(Exception, _internal_error)
 

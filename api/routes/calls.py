@@ -33,7 +33,7 @@ def get_call(
                 index=settings.calls_alias, id=call_id, source_excludes=["utterances.terms"]
             )
         except NotFoundError as exc:
-            raise HTTPException(status_code=404, detail=f"no call with id '{call_id}'") from exc
+            raise CallNotFoundError(call_id) from exc
     return CallDetail.model_validate(
         {key: value for key, value in document["_source"].items() if key != "utterance_count"}
     )
@@ -88,7 +88,7 @@ def get_call_audio(
         try:
             document = es.get(index=settings.calls_alias, id=call_id, source_includes=["audio"])
         except NotFoundError as exc:
-            raise HTTPException(status_code=404, detail=f"no call with id '{call_id}'") from exc
+            raise CallNotFoundError(call_id) from exc
     uri = document["_source"].get("audio", {}).get("uri")
     if not uri:
         raise HTTPException(status_code=404, detail=f"call '{call_id}' has no recording")
@@ -140,8 +140,5 @@ def delete_call_route(
     again (``python -m indexer load --undelete`` does, on purpose). Deleting a deleted call
     again answers 204 too; an id that was never loaded is a 404. A write: admin key only."""
     with backend_errors(settings.es_url):
-        try:
-            delete_call(es, settings, call_id)
-        except CallNotFoundError as exc:
-            raise HTTPException(status_code=404, detail=str(exc)) from exc
+        delete_call(es, settings, call_id)
     return Response(status_code=204)

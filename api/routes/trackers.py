@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from api.deps import AdminAccess, EsDep, SettingsDep
 from api.schemas import Problem
-from indexer.errors import TrackerConflictError, TrackerNotFoundError
 from indexer.search import parse_date_param
 from indexer.trackers.changes import create_tracker, delete_tracker, replace_tracker
 from indexer.trackers.model import Tracker, TrackerCreate, TrackerList, TrackerSpec
@@ -31,10 +30,6 @@ which at least one of its phrases is said; an utterance saying a phrase twice, o
 is one mention."""
 
 
-def _not_found(exc: TrackerNotFoundError) -> HTTPException:
-    return HTTPException(status_code=404, detail=str(exc))
-
-
 @router.post(
     "",
     status_code=201,
@@ -44,10 +39,7 @@ def _not_found(exc: TrackerNotFoundError) -> HTTPException:
     summary="Create a tracker; every call already indexed that mentions it is tagged at once",
 )
 def create(spec: TrackerCreate, es: EsDep, settings: SettingsDep) -> Tracker:
-    try:
-        return create_tracker(es, settings, spec)
-    except TrackerConflictError as exc:
-        raise HTTPException(status_code=409, detail=str(exc)) from exc
+    return create_tracker(es, settings, spec)
 
 
 @router.get("", response_model=TrackerList, summary="Every tracker, by id")
@@ -57,10 +49,7 @@ def list_all(es: EsDep, settings: SettingsDep) -> TrackerList:
 
 @router.get("/{tracker_id}", response_model=Tracker, responses=NOT_FOUND, summary="One tracker")
 def get_one(tracker_id: TrackerId, es: EsDep, settings: SettingsDep) -> Tracker:
-    try:
-        return get_tracker(es, settings, tracker_id)
-    except TrackerNotFoundError as exc:
-        raise _not_found(exc) from exc
+    return get_tracker(es, settings, tracker_id)
 
 
 @router.put(
@@ -71,10 +60,7 @@ def get_one(tracker_id: TrackerId, es: EsDep, settings: SettingsDep) -> Tracker:
     summary="Change a tracker (name, phrases, role, mode); calls are re-tagged",
 )
 def replace(tracker_id: TrackerId, spec: TrackerSpec, es: EsDep, settings: SettingsDep) -> Tracker:
-    try:
-        return replace_tracker(es, settings, tracker_id, spec)
-    except TrackerNotFoundError as exc:
-        raise _not_found(exc) from exc
+    return replace_tracker(es, settings, tracker_id, spec)
 
 
 @router.delete(
@@ -86,10 +72,7 @@ def replace(tracker_id: TrackerId, spec: TrackerSpec, es: EsDep, settings: Setti
     summary="Delete a tracker and its tag from every call",
 )
 def delete(tracker_id: TrackerId, es: EsDep, settings: SettingsDep) -> Response:
-    try:
-        delete_tracker(es, settings, tracker_id)
-    except TrackerNotFoundError as exc:
-        raise _not_found(exc) from exc
+    delete_tracker(es, settings, tracker_id)
     return Response(status_code=204)
 
 
@@ -141,15 +124,12 @@ def stats(
         ),
     ] = "UTC",
 ) -> TrackerStats:
-    try:
-        return tracker_stats(
-            es,
-            settings,
-            tracker_id,
-            group_by,
-            date_from=parse_date_param("date_from", date_from),
-            date_to=parse_date_param("date_to", date_to),
-            tz=tz,
-        )
-    except TrackerNotFoundError as exc:
-        raise _not_found(exc) from exc
+    return tracker_stats(
+        es,
+        settings,
+        tracker_id,
+        group_by,
+        date_from=parse_date_param("date_from", date_from),
+        date_to=parse_date_param("date_to", date_to),
+        tz=tz,
+    )

@@ -14,6 +14,7 @@ overlap.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, NotFoundError
@@ -126,14 +127,24 @@ def _call_result(document: dict[str, Any], named: dict[str, Match]) -> CallResul
     return CallResult(**document["_source"], hits=hits)
 
 
-def search_calls(es: Elasticsearch, settings: Settings, request: SearchRequest) -> SearchResponse:
-    body, named = build_query(request, settings.max_hits_per_call)
+def search_whole(
+    es: Elasticsearch,
+    settings: Settings,
+    body: dict[str, Any],
+    *,
+    what: str,
+    advice: str,
+    refused: Callable[[ApiError], QueryError | None],
+) -> dict[str, Any]:
+    """One search of the calls alias that is whole or nothing (for search pages and tracker
+    statistics alike): a missing index is a clear SearchBackendError, a request the cluster
+    refuses becomes the QueryError ``refused`` gives (or passes through), and running out of
+    the time budget is a SearchTimeoutError (504) — a partial answer would be wrong, not
+    approximate."""
     with backend_errors(settings.es_url):
         try:
             answer = es.search(
                 index=settings.calls_alias,
-                # The cluster's time budget. A search that runs out of it would be partial: it
-                # is refused below (504), never shown as a page — exact means exact.
                 body={**body, "timeout": f"{round(settings.es_search_timeout_s * 1000)}ms"},
                 allow_partial_search_results=False,
             )
@@ -143,21 +154,34 @@ def search_calls(es: Elasticsearch, settings: Settings, request: SearchRequest) 
                 "first (python -m indexer load)"
             ) from exc
         except ApiError as exc:
-            if _too_many_terms(exc):
-                raise QueryError(
-                    "a prefix matches too many different words: type more letters before *"
-                ) from exc
-            if exc.meta.status == 400 and request.cursor is not None:
-                # A forged cursor's values that do not fit the sort field (e.g. "Infinity"
-                # for a date).
-                raise QueryError(
-                    "cursor is not valid: pass next_cursor exactly as returned"
-                ) from exc
+            error = refused(exc)
+            if error is not None:
+                raise error from exc
             raise
     if answer.get("timed_out"):
         raise SearchTimeoutError(
-            f"the search ran past {settings.es_search_timeout_s:g} s: narrow the query or filters"
+            f"the {what} ran past {settings.es_search_timeout_s:g} s: {advice}"
         )
+    return dict(answer)
+
+
+def search_calls(es: Elasticsearch, settings: Settings, request: SearchRequest) -> SearchResponse:
+    body, named = build_query(request, settings.max_hits_per_call)
+
+    def refused(exc: ApiError) -> QueryError | None:
+        if _too_many_terms(exc):
+            return QueryError(
+                "a prefix matches too many different words: type more letters before *"
+            )
+        if exc.meta.status == 400 and request.cursor is not None:
+            # A forged cursor's values that do not fit the sort field (e.g. "Infinity" for a
+            # date).
+            return QueryError("cursor is not valid: pass next_cursor exactly as returned")
+        return None
+
+    answer = search_whole(
+        es, settings, body, what="search", advice="narrow the query or filters", refused=refused
+    )
     documents = answer["hits"]["hits"]
     next_cursor = None
     if len(documents) == request.size:

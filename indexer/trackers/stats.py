@@ -39,17 +39,15 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
-from elasticsearch import ApiError, Elasticsearch, NotFoundError
+from elasticsearch import ApiError, Elasticsearch
 from pydantic import BaseModel, Field
 
-from indexer.elastic import backend_errors
 from indexer.errors import (
     QueryError,
-    SearchBackendError,
-    SearchTimeoutError,
 )
 from indexer.search.compiler import NESTED_PATH
 from indexer.search.request import date_range, day_bounds
+from indexer.search.runner import search_whole
 from indexer.settings import Settings
 from indexer.trackers.model import Tracker, TrackerSpec
 from indexer.trackers.storage import get_tracker
@@ -206,6 +204,12 @@ def tracker_stats(
     )
 
 
+def _refused(exc: ApiError) -> QueryError | None:
+    if exc.meta.status == 400:
+        return QueryError(f"statistics request refused: {exc.message}")
+    return None
+
+
 def _pages(
     es: Elasticsearch,
     settings: Settings,
@@ -228,32 +232,15 @@ def _pages(
         aggs: dict[str, Any] = {"groups": {"composite": composite, "aggs": group_aggs}}
         if after is None:
             aggs |= _mention_aggs(tracker)
-        with backend_errors(settings.es_url):
-            try:
-                answer = es.search(
-                    index=settings.calls_alias,
-                    query=query,
-                    aggs=aggs,
-                    size=0,
-                    track_total_hits=True,
-                    # Counts from part of the shards would be wrong, not approximate: refuse.
-                    timeout=f"{round(settings.es_search_timeout_s * 1000)}ms",
-                    allow_partial_search_results=False,
-                )
-            except NotFoundError as exc:
-                raise SearchBackendError(
-                    f"the calls index '{settings.calls_alias}' does not exist yet: load "
-                    "transcripts first (python -m indexer load)"
-                ) from exc
-            except ApiError as exc:
-                if exc.meta.status == 400:
-                    raise QueryError(f"statistics request refused: {exc.message}") from exc
-                raise
-        if answer.get("timed_out"):
-            raise SearchTimeoutError(
-                f"the statistics ran past {settings.es_search_timeout_s:g} s: narrow the dates"
-            )
-        yield dict(answer)
+        answer = search_whole(
+            es,
+            settings,
+            {"query": query, "aggs": aggs, "size": 0, "track_total_hits": True},
+            what="statistics",
+            advice="narrow the dates",
+            refused=_refused,
+        )
+        yield answer
         groups = answer["aggregations"]["groups"]
         after = groups.get("after_key")
         if after is None or len(groups["buckets"]) < STATS_PAGE_SIZE:
