@@ -12,6 +12,8 @@ import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch
@@ -19,7 +21,17 @@ from elasticsearch import ApiError, Elasticsearch
 from indexer.errors import IndexVersionError, SearchBackendError
 from indexer.settings import PROJECT_ROOT
 
-MAPPINGS_DIR = PROJECT_ROOT / "mappings"
+
+def _mappings_dir() -> Traversable:
+    """``mappings/`` of the checkout when there is one (the one source), else the copy an
+    installed package carries as ``indexer.mappings`` (see pyproject.toml)."""
+    checkout = PROJECT_ROOT / "mappings"
+    if checkout.is_dir():
+        return checkout
+    return files("indexer.mappings")
+
+
+MAPPINGS_DIR = _mappings_dir()
 
 
 MAPPING_PATH = MAPPINGS_DIR / "calls.json"
