@@ -29,14 +29,15 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "mappings" / "transcript.
 
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 # The one call-id rule: a safe file name (the transcript store names files by it), never a path.
-CALL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+CALL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+MAX_CALL_ID_LENGTH = 128
 _CALL_ID = re.compile(CALL_ID_PATTERN)
-CallId = Annotated[str, Field(min_length=1, max_length=128, pattern=CALL_ID_PATTERN)]
+CallId = Annotated[str, Field(min_length=1, max_length=MAX_CALL_ID_LENGTH, pattern=CALL_ID_PATTERN)]
 
 
 def is_call_id(text: str) -> bool:
     """Whether ``text`` can be a call id (and so names a file inside the store, nothing else)."""
-    return bool(_CALL_ID.match(text))
+    return len(text) <= MAX_CALL_ID_LENGTH and bool(_CALL_ID.match(text))
 
 
 class Role(StrEnum):

@@ -1,5 +1,11 @@
 """Shared fixtures: a real Elasticsearch (started by scripts/es-local, or ES_URL) and a fresh
-calls alias per test, removed afterwards."""
+calls alias per test, removed afterwards.
+
+Tests are grouped by what they need: ``tests/unit`` nothing running, ``tests/server`` a real
+Elasticsearch (the ``es`` fixture), ``tests/asr`` the real Whisper model on real audio. Without
+a reachable Elasticsearch the server tests are skipped with the reason, so ``pytest tests/unit``
+works on a laptop; under CI (``CI=true``, as ``.ci/run`` sets) they fail instead, so a missing
+node can never pass as green."""
 
 from __future__ import annotations
 
@@ -39,7 +45,10 @@ SHARED = PROJECT_ROOT.parent / "shared"
 def es() -> Iterator[Elasticsearch]:
     client = connect(Settings(es_url=ES_URL))
     if not is_reachable(client):
-        pytest.fail(f"no Elasticsearch at {ES_URL}: run scripts/es-local start (scripts/test does)")
+        missing = f"no Elasticsearch at {ES_URL}: run scripts/es-local start (scripts/test does)"
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(missing)
+        pytest.skip(missing)
     yield client
     client.close()
 

@@ -14,6 +14,7 @@ from api.security import confined_file
 from indexer.elastic import backend_errors
 from indexer.errors import CallNotFoundError
 from indexer.index.deletion import delete_call
+from indexer.transcript import MAX_CALL_ID_LENGTH
 
 router = APIRouter(prefix="/v1", tags=["calls"])
 
@@ -25,7 +26,7 @@ router = APIRouter(prefix="/v1", tags=["calls"])
     summary="A whole call: the dialogue with word timings, to read around a hit",
 )
 def get_call(
-    call_id: Annotated[str, Path(max_length=128)], es: EsDep, settings: SettingsDep
+    call_id: Annotated[str, Path(max_length=MAX_CALL_ID_LENGTH)], es: EsDep, settings: SettingsDep
 ) -> CallDetail:
     with backend_errors(settings.es_url):
         try:
@@ -70,7 +71,7 @@ _BINARY: dict[str, Any] = {"schema": {"type": "string", "format": "binary"}}
     summary="The call's recording, for the player (HTTP Range supported: seek to a hit)",
 )
 def get_call_audio(
-    call_id: Annotated[str, Path(max_length=128)],
+    call_id: Annotated[str, Path(max_length=MAX_CALL_ID_LENGTH)],
     es: EsDep,
     settings: SettingsDep,
     range_: Annotated[
@@ -132,7 +133,7 @@ def _check_range(range_: str, size: int) -> None:
     summary="Delete a call for good (consent withdrawn); needs an admin key",
 )
 def delete_call_route(
-    call_id: Annotated[str, Path(max_length=128)], es: EsDep, settings: SettingsDep
+    call_id: Annotated[str, Path(max_length=MAX_CALL_ID_LENGTH)], es: EsDep, settings: SettingsDep
 ) -> Response:
     """Removes the call from every index version (refreshed: searches stop finding it at once)
     and from the transcript store, and records a tombstone holding only the call id and the

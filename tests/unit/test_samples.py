@@ -14,9 +14,10 @@ from types import ModuleType
 
 import pytest
 
+from indexer.settings import PROJECT_ROOT
 from indexer.transcript import Call, Role, read_call_file
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = PROJECT_ROOT
 CALLS_DIR = ROOT / "samples" / "calls"
 SCRIPT = ROOT / "scripts" / "make-sample-calls"
 FILES = sorted(CALLS_DIR.glob("*.json"))
