@@ -1,6 +1,6 @@
 """Dependencies the routes declare: settings, the Elasticsearch client, and who is calling.
 
-Access (api/security.py) is checked app-wide before any route runs: every route needs a key
+Access (api/security/) is checked app-wide before any route runs: every route needs a key
 unless marked ``@public``, and every write (a method other than GET/HEAD) needs an admin key.
 Routes declare what they need anyway, so it reads in the code and shows in the OpenAPI:
 

@@ -1,5 +1,5 @@
-"""Ingest benchmark: the project's loader (``indexer.loader.load_calls``) into a fresh index, and
-where the time goes.
+"""Ingest benchmark: the project's loader (``indexer.index.loader.load_calls``) into a fresh index,
+and where the time goes.
 
 Three measurements:
 

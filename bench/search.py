@@ -2,8 +2,8 @@
 against Elasticsearch, in the same run, at several numbers of concurrent clients.
 
 Direct means *the very requests the API sends*: each mix entry is run once in this process
-through the API's own code (``api.routes.search.search_request`` → ``api.search.search_calls``,
-``indexer.trackers.tracker_stats``) with an Elasticsearch client that records every request it
+through the API's own code (``api.routes.search.search_request`` → ``indexer.search.search_calls``,
+``indexer.trackers.stats.tracker_stats``) with an Elasticsearch client that records every request it
 sends (method, path with parameters, headers, body). The direct measurement replays those
 recorded requests, so API time / Elasticsearch time is the API's own overhead: HTTP, parsing,
 building the query, reading the answer, finding hit seconds, serialising.

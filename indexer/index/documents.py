@@ -1,11 +1,11 @@
 """Turning a transcript into the Elasticsearch document of ``mappings/calls.json`` and back.
 
-Each utterance's words become *positions*: one per search term (``indexer.text``), and at every
-position the same place holds a token in five fields — the term, its two most likely lemmas
-(``indexer.morphology``), the whole second it starts at and the whole seconds from its end to
-the end of the call. Elasticsearch's interval queries can then combine them position by
-position (a phrase in its word forms, a phrase said within the first 30 s), and the API, which
-rebuilds the same layout from the stored words, finds the exact words a query matched.
+Each utterance's words become *positions*: one per search term (``indexer.search.text``), and at
+every position the same place holds a token in five fields — the term, its two most likely lemmas
+(``indexer.search.morphology``), the whole second it starts at and the whole seconds from its end to
+the end of the call. Elasticsearch's interval queries can then combine them position by position (a
+phrase in its word forms, a phrase said within the first 30 s), and the API, which rebuilds the same
+layout from the stored words, finds the exact words a query matched.
 """
 
 from __future__ import annotations

@@ -4,12 +4,12 @@ Each call is stored under its ``call_id``, so loading the same call again replac
 sending a batch twice cannot double anything. A file that cannot be read or does not match the
 contract is reported and the rest still load.
 
-Nothing is lost when Elasticsearch goes away mid-load (restarts, network trouble, overload):
-each batch is sent again with capped exponential backoff until it lands or
-``es_retry_deadline_s`` passes without progress, and the load then carries on where it was. A
-document Elasticsearch refuses for itself (e.g. the strict mapping) is reported with its call id
-and reason while the rest of its batch lands. Every valid call is written to the transcript
-store (``indexer.store``) before it is indexed; a deleted call (``indexer.deletion``) is refused.
+Nothing is lost when Elasticsearch goes away mid-load (restarts, network trouble, overload): each
+batch is sent again with capped exponential backoff until it lands or ``es_retry_deadline_s`` passes
+without progress, and the load then carries on where it was. A document Elasticsearch refuses for
+itself (e.g. the strict mapping) is reported with its call id and reason while the rest of its batch
+lands. Every valid call is written to the transcript store (``indexer.index.store``) before it is
+indexed; a deleted call (``indexer.index.deletion``) is refused.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 ``reindex`` builds the next index (``indexer.index.next_index_name``: ``<alias>-v<N>``, or
 ``<alias>-v<N>-<k>`` when schema N was built before) from the source of truth:
 
-* the transcript store (``indexer.store``) when one is configured and holds calls, or
+* the transcript store (``indexer.index.store``) when one is configured and holds calls, or
 * the documents of the index the alias points at now, each read back into the transcript
   contract (the store, when configured, is filled from them on the way).
 
@@ -17,13 +17,12 @@ during the load, then restored. Before the alias moves, the new index must pass 
   word forms) made from the first calls by id, find the same calls in both indices;
 * every field new in this mapping is populated in as many calls as the built documents fill.
 
-Only then is the alias moved, in one atomic ``_aliases`` call that also points
-``<alias>-previous`` at the index it leaves (kept for ``rollback``). Any failed check leaves the
-alias untouched, deletes the half-built index and says why. Deleted calls (``indexer.deletion``)
-are never built, and removed again if deleted while the build ran. Loads during a reindex go to
-the old index; a call loaded then makes the "every call of the old index" check fail rather
-than be lost, so run it while no loader writes. (The test distribution has no ``_reindex`` API;
-this does not use it.)
+Only then is the alias moved, in one atomic ``_aliases`` call that also points ``<alias>-previous``
+at the index it leaves (kept for ``rollback``). Any failed check leaves the alias untouched, deletes
+the half-built index and says why. Deleted calls (``indexer.index.deletion``) are never built, and
+removed again if deleted while the build ran. Loads during a reindex go to the old index; a call
+loaded then makes the "every call of the old index" check fail rather than be lost, so run it while
+no loader writes. (The test distribution has no ``_reindex`` API; this does not use it.)
 """
 
 from __future__ import annotations

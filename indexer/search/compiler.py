@@ -1,4 +1,4 @@
-"""A query tree (``indexer.query``) as an Elasticsearch query over the calls index.
+"""A query tree (``indexer.search.query``) as an Elasticsearch query over the calls index.
 
 Each match becomes a ``nested`` query on ``utterances``, so it can only be satisfied inside one
 utterance, with the role as a filter in the same nested query. Inside, an ``intervals`` query

@@ -1,6 +1,6 @@
 """Where a query matches, computed in Python over an utterance's positions.
 
-Elasticsearch decides *which* calls and utterances match (``indexer.es_query``); this module
+Elasticsearch decides *which* calls and utterances match (``indexer.search.compiler``); this module
 finds *where* inside an utterance — the term positions, hence the exact words, their seconds and
 character spans — and decides whether a whole call matches a query tree (used to tag calls with
 trackers at index time). It follows Lucene's interval semantics exactly, including minimal

@@ -18,8 +18,9 @@ the *whole call*: ``client:"дорого" AND NOT manager:"скидка"`` is a 
 "not" are ordinary words. A role or a time window written before or after a group applies to
 every match inside it.
 
-User text never reaches Elasticsearch as query syntax: matches carry terms made by the same rules
-as the transcripts (``indexer.text``), and ``indexer.es_query`` builds the Elasticsearch query.
+User text never reaches Elasticsearch as query syntax: matches carry terms made by the same rules as
+the transcripts (``indexer.search.text``), and ``indexer.search.compiler`` builds the Elasticsearch
+query.
 """
 
 from __future__ import annotations

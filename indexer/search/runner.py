@@ -1,9 +1,9 @@
 """Running a search: a query tree and filters to an Elasticsearch query, matches back to seconds.
 
-Elasticsearch decides which calls match (``indexer.es_query``). For every utterance a match was
-found in, it returns the stored words; ``indexer.matching`` rebuilds the utterance's positions
-from them with the same rules used at index time and finds each occurrence, which yields the
-exact words — their character spans and their start and end seconds.
+Elasticsearch decides which calls match (``indexer.search.compiler``). For every utterance a match
+was found in, it returns the stored words; ``indexer.search.matching`` rebuilds the utterance's
+positions from them with the same rules used at index time and finds each occurrence, which yields
+the exact words — their character spans and their start and end seconds.
 
 Call metrics (``indexer.metrics``) filter and sort the calls: ``talk_ratio_manager>0.7`` is a
 range query on the stored ``metrics.talk_ratio_manager``; a metric sort puts calls without that

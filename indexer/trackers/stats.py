@@ -1,9 +1,9 @@
 """Trackers: named sets of phrases that heads of sales watch across every call.
 
-A tracker (``competitors``: "amoCRM", "Битрикс"; ``pricing``: "цена", "дорого", "скидка", said
-by the client) lives in the index ``<alias>-trackers`` (``mappings/trackers.json``). Each phrase
-is an exact phrase of the query language (``indexer.query``): its terms, made by the term rules
-of ``indexer.text``, said one after another inside one utterance — the words as said
+A tracker (``competitors``: "amoCRM", "Битрикс"; ``pricing``: "цена", "дорого", "скидка", said by
+the client) lives in the index ``<alias>-trackers`` (``mappings/trackers.json``). Each phrase is an
+exact phrase of the query language (``indexer.search.query``): its terms, made by the term rules of
+``indexer.search.text``, said one after another inside one utterance — the words as said
 (``mode=exact``) or any of their forms (``mode=forms``), by the tracker's role when it has one.
 
 Definitions, shared by the statistics and the call tags:

@@ -1,5 +1,6 @@
 """Property: for any query of the language, Elasticsearch returns exactly the calls the Python
-matcher (indexer.matching) says match, and a hit for every occurrence of every positive match.
+matcher (indexer.search.matching) says match, and a hit for every occurrence of every positive
+match.
 
 The two are independent implementations of one meaning — Lucene intervals over the indexed
 positions, and Python over the words — and both must agree, because the API trusts Elasticsearch

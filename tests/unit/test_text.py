@@ -1,4 +1,4 @@
-"""Term rules shared by indexing and querying (indexer/text.py)."""
+"""Term rules shared by indexing and querying (indexer/search/text.py)."""
 
 from __future__ import annotations
 
