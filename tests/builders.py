@@ -3,10 +3,16 @@ a hit must report can be computed from the word's position."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from indexer.transcript import Call
+from elasticsearch import Elasticsearch
+
+from indexer.index.loader import load_calls
+from indexer.settings import Settings
+from indexer.trackers.tagging import current_tagger
+from indexer.transcript import Call, SourcedCall
 
 WORD_S = 0.4
 GAP_S = 0.1
@@ -67,3 +73,15 @@ def make_call(
 def word_times(call: Call, utterance: int, first_word: int, last_word: int) -> tuple[float, float]:
     words = call.utterances[utterance].words
     return words[first_word].start, words[last_word].end
+
+
+def load_through_loader(es: Elasticsearch, settings: Settings, calls: Sequence[Call]) -> None:
+    """Load calls with the real loader, tagged by the stored trackers as every caller does."""
+    summary = load_calls(
+        es,
+        settings,
+        [SourcedCall("test", call) for call in calls],
+        tag=current_tagger(es, settings),
+    )
+    assert summary.failures == []
+    assert summary.loaded == len(calls)

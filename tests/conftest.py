@@ -30,12 +30,12 @@ if "EARSHOT_STORE_DIR" not in os.environ:
     os.environ["EARSHOT_STORE_DIR"] = tempfile.mkdtemp(prefix="earshot-test-store-")
     atexit.register(shutil.rmtree, os.environ["EARSHOT_STORE_DIR"], ignore_errors=True)
 
+from builders import load_through_loader
+
 from api.main import create_app
 from indexer.elastic import connect, is_reachable
-from indexer.index.loader import load_calls
 from indexer.settings import PROJECT_ROOT, Settings
-from indexer.trackers.tagging import current_tagger
-from indexer.transcript import Call, SourcedCall
+from indexer.transcript import Call
 
 ES_URL = os.environ.get("ES_URL", "http://127.0.0.1:9200")
 SHARED = PROJECT_ROOT.parent / "shared"
@@ -79,14 +79,7 @@ def index_calls(es: Elasticsearch, settings: Settings) -> Callable[..., None]:
     """Load calls through the real loader into this test's alias, refreshed for search."""
 
     def load(*calls: Call) -> None:
-        summary = load_calls(
-            es,
-            settings,
-            [SourcedCall("test", call) for call in calls],
-            tag=current_tagger(es, settings),
-        )
-        assert summary.failures == []
-        assert summary.loaded == len(calls)
+        load_through_loader(es, settings, calls)
 
     return load
 

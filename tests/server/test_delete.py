@@ -8,31 +8,24 @@ import subprocess
 import sys
 from pathlib import Path
 
-from builders import make_call
+from builders import load_through_loader, make_call
 from elasticsearch import Elasticsearch
 from fastapi.testclient import TestClient
 
 from indexer.index.definitions import current_index
 from indexer.index.deletion import delete_call, tombstone_index
 from indexer.index.documents import call_document
-from indexer.index.loader import load_calls
 from indexer.index.reindex import Source, reindex, rollback
 from indexer.index.store import TranscriptStore
 from indexer.settings import PROJECT_ROOT, Settings
 from indexer.trackers.tagging import current_tagger
-from indexer.transcript import Call, SourcedCall, write_call_file
+from indexer.transcript import Call, write_call_file
 
 CALLS = [make_call(f"call-{i}", [("client", f"please delete nothing {i}")]) for i in range(4)]
 
 
 def load(es: Elasticsearch, settings: Settings, calls: list[Call] = CALLS) -> None:
-    summary = load_calls(
-        es,
-        settings,
-        [SourcedCall("test", call) for call in calls],
-        tag=current_tagger(es, settings),
-    )
-    assert summary.failures == []
+    load_through_loader(es, settings, calls)
 
 
 def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:

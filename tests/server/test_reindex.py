@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from builders import make_call
+from builders import load_through_loader, make_call
 from elasticsearch import Elasticsearch
 from fastapi.testclient import TestClient
 
@@ -86,13 +86,7 @@ CALLS = [make_call(f"old-{i}", [("client", f"send me the contract {i}")]) for i 
 
 
 def load(es: Elasticsearch, settings: Settings, calls: Sequence[Call]) -> None:
-    summary = load_calls(
-        es,
-        settings,
-        [SourcedCall("test", call) for call in calls],
-        tag=current_tagger(es, settings),
-    )
-    assert summary.failures == []
+    load_through_loader(es, settings, calls)
 
 
 def search_total(api: TestClient, q: str, **params: str) -> int:
