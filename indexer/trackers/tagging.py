@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from indexer.index.loader import Tagger
 from indexer.search.compiler import CompiledQuery, utterance_query
 from indexer.search.layout import term_layout
 from indexer.search.matching import call_matches
@@ -16,8 +17,6 @@ from indexer.settings import Settings
 from indexer.trackers.model import Tracker, TrackerSpec
 from indexer.trackers.storage import list_trackers
 from indexer.transcript import Call
-
-Tagger = Callable[[Call], list[str]]
 
 
 def tracker_matches(tracker: TrackerSpec) -> tuple[Match, ...]:
