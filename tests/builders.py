@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from elasticsearch import Elasticsearch
+from fastapi.testclient import TestClient
 
 from indexer.index.loader import load_calls
 from indexer.settings import Settings
@@ -85,3 +86,11 @@ def load_through_loader(es: Elasticsearch, settings: Settings, calls: Sequence[C
     )
     assert summary.failures == []
     assert summary.loaded == len(calls)
+
+
+def search(api: TestClient, q: str, **params: Any) -> dict[str, Any]:
+    """``GET /v1/search``, which must answer 200; its body."""
+    response = api.get("/v1/search", params={"q": q, **params})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body

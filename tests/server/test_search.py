@@ -7,17 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from builders import make_call, word_times
+from builders import make_call, search, word_times
 from fastapi.testclient import TestClient
 
 Load = Callable[..., None]
-
-
-def search(api: TestClient, q: str, **params: Any) -> dict[str, Any]:
-    response = api.get("/v1/search", params={"q": q, **params})
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def call_ids(body: dict[str, Any]) -> set[str]:
