@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -68,10 +68,37 @@ class Settings(BaseSettings):
         description="Timeout of one bulk request (a batch of calls takes longer than a search).",
     )
 
-    @field_validator("store_dir", mode="before")
+    # --- Personal data redaction (docs/privacy.md) ---------------------------------------------
+    redaction: Literal["off", "mask", "bleep"] = Field(
+        default="off",
+        description="off: calls kept as transcribed; mask: card numbers, phones, e-mails, "
+        "passport, ИНН, СНИЛС numbers and addresses become class tokens ([card]) in the store "
+        "and the index; bleep: also silenced in a copy of the recording that the API serves. "
+        "A change applies to the corpus by reindex.",
+    )
+    redaction_originals_dir: Path | None = Field(
+        default=None,
+        description="Where the loader keeps each call's unredacted transcript "
+        "(<dir>/<calls_alias>/<call_id>.json) so that a later policy can be applied to it; "
+        "unset: the original is kept nowhere.",
+    )
+    redaction_audio_dir: Path | None = Field(
+        default=None,
+        description="Where bleeped recordings are written (<dir>/<call_id>.<ext>) and served "
+        "from; needed with redaction=bleep.",
+    )
+    redaction_bleep_padding_s: float = Field(
+        default=0.2,
+        ge=0,
+        le=2,
+        description="Silence added before and after each redacted word span (word times are "
+        "approximate).",
+    )
+
+    @field_validator("store_dir", "redaction_originals_dir", "redaction_audio_dir", mode="before")
     @classmethod
     def _empty_store_dir_is_none(cls, value: object) -> object:
-        # EARSHOT_STORE_DIR= (empty) switches the store off.
+        # EARSHOT_STORE_DIR= (empty) switches the store off; the same for the other directories.
         return None if isinstance(value, str) and not value.strip() else value
 
     # --- Transcription -----------------------------------------------------------------------
@@ -206,6 +233,15 @@ class Settings(BaseSettings):
         if any(len(key.get_secret_value()) < MIN_API_KEY_LENGTH for key in keys):
             raise ValueError(f"every API key must be at least {MIN_API_KEY_LENGTH} characters")
         return keys
+
+    @model_validator(mode="after")
+    def _bleep_has_a_place(self) -> Settings:
+        if self.redaction == "bleep" and self.redaction_audio_dir is None:
+            raise ValueError(
+                "redaction=bleep needs EARSHOT_REDACTION_AUDIO_DIR: where the bleeped "
+                "recordings are written and served from"
+            )
+        return self
 
 
 @lru_cache(maxsize=1)
