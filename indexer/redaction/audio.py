@@ -42,8 +42,9 @@ def sample_ranges(
     recogniser are off by a tenth of a second or two), clipped to the file, merged."""
     ranges = sorted(
         (
-            max(0, math.floor((start - padding_s) * sample_rate)),
-            min(frames, math.ceil((end + padding_s) * sample_rate)),
+            # Rounded first: 2.3 s * 8000 is 18400.000000000004, not a sample more.
+            max(0, math.floor(round((start - padding_s) * sample_rate, 6))),
+            min(frames, math.ceil(round((end + padding_s) * sample_rate, 6))),
         )
         for start, end in spans
     )

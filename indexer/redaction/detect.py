@@ -253,6 +253,18 @@ def _is_number_word(word: str) -> bool:
     return bool(word) and any(run.pieces for run in digit_runs([word]))
 
 
+# Capitalised at the start of a sentence, never a street's name.
+_NOT_NAMES = frozenset(
+    {"на", "в", "во", "по", "с", "со", "к", "у", "из", "от", "до", "за", "мы", "я", "вы", "это",
+     "наш", "наша", "мой", "моя", "а", "и", "но", "да", "нет", "вот", "там", "тут", "the", "on",
+     "in", "at", "we", "i", "it", "our", "my", "a", "and", "but", "yes", "no", "so"}
+)  # fmt: skip
+
+
+def _is_name(raw: str, word: str) -> bool:
+    return raw[:1].isupper() and word not in _NOT_NAMES
+
+
 def _is_street_word(word: str) -> bool:
     return word in _RU_STREET_SHORT or _starts_with(word, _RU_STREET)
 
@@ -260,27 +272,48 @@ def _is_street_word(word: str) -> bool:
 def _russian_address(
     words: Sequence[str], raw: Sequence[str], index: int
 ) -> tuple[int, int] | None:
-    """ "улица Ленина, 5", "Ленинский проспект 12": a street word, a name (a capitalised word
-    before or after it) and a number; "на улице 30 градусов" has no name and is not one."""
-    named_before = index > 0 and raw[index - 1][:1].isupper()
+    """A street word, a name (a capitalised word before or after it) and a number ("улица
+    Ленина, 5", "Ленинский проспект 12"); "на улице 30 градусов" has no name and is not one."""
+    named_before = index > 0 and _is_name(raw[index - 1], words[index - 1])
     for k in range(index + 1, min(index + 5, len(words))):
         if _is_number_word(words[k]):
-            named_after = any(raw[j][:1].isupper() for j in range(index + 1, k))
+            named_after = any(_is_name(raw[j], words[j]) for j in range(index + 1, k))
             if not (named_before or named_after):
                 return None
             begin = index
-            while begin > 0 and index - begin < 2 and raw[begin - 1][:1].isupper():
+            while begin > 0 and index - begin < 2 and _is_name(raw[begin - 1], words[begin - 1]):
                 begin -= 1
             return begin, k
+    return None
+
+
+def _house_and_flat(words: Sequence[str], index: int) -> tuple[int, int] | None:
+    """A house number, then a flat or a building, without a street: "дом 5, квартира 12"."""
+    if words[index] not in ("дом", "д") or index + 3 >= len(words):
+        return None
+    if not _is_number_word(words[index + 1]):
+        return None
+    for k in (index + 2, index + 3):
+        if words[k] in _ADDRESS_PARTS and k + 1 < len(words) and _is_number_word(words[k + 1]):
+            return index, k + 1
     return None
 
 
 def _english_address(
     words: Sequence[str], raw: Sequence[str], index: int
 ) -> tuple[int, int] | None:
-    """ "221 Baker Street", "twelve Oak Lane": a number, capitalised words, a street word."""
+    """A number, capitalised words, a street word ("221 Baker Street", "twelve Oak Lane"); or a
+    capitalised name, a street word, a number ("Main Street, number 45")."""
+    # The name must not open the sentence ("I'll drive 20 miles" is no address).
+    opens = index < 2 or raw[index - 2][-1:] in ".!?"
+    if not opens and _is_name(raw[index - 1], words[index - 1]):
+        for k in range(index + 1, min(index + 4, len(words))):
+            if _is_number_word(words[k]) and words[k] not in ("one", "a"):
+                return index - 1, k
+            if words[k] not in ("number", "no", ""):
+                break
     begin = index - 1
-    while begin > 0 and index - begin <= 3 and raw[begin][:1].isupper():
+    while begin > 0 and index - begin <= 3 and _is_name(raw[begin], words[begin]):
         if _is_number_word(words[begin - 1]):
             begin -= 1
             while begin > 0 and _is_number_word(words[begin - 1]):
@@ -298,7 +331,9 @@ def _addresses(words: Sequence[str], raw: Sequence[str]) -> list[Detection]:
         span: tuple[int, int] | None = None
         if _is_street_word(word):
             span = _russian_address(words, raw, index)
-        elif word in _EN_STREET and index >= 2:
+        elif word in ("дом", "д"):
+            span = _house_and_flat(words, index)
+        elif word in _EN_STREET and index >= 1:
             span = _english_address(words, raw, index)
         if span is None:
             continue

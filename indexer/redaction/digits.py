@@ -8,8 +8,9 @@ of words (and so of seconds) can be masked. This is a small parser for reading n
 A *run* is a sequence of number words and written numbers that follow each other without any
 other word between them (punctuation, fillers such as "ну", "э", "uh" and joiners such as
 "плюс", "тире", "dash", "номер" are allowed) and without a pause longer than ``MAX_GAP_S``. A
-run is made of *pieces*: one written number, or one spoken group ("сто двадцать три" is the piece "123",
-"пять" the piece "5", "двадцать" then "два" is "22", but "пять" then "шесть" are two pieces).
+run is made of *pieces*: one written number, or one spoken group ("сто двадцать три" is the
+piece "123", "пять" the piece "5", "двадцать" then "два" is "22", but "пять" then "шесть" are
+two pieces).
 Detectors cut candidates at piece boundaries only, so a group is never split.
 """
 
@@ -164,20 +165,26 @@ def digit_runs(
     plus = False
     group = _Group()
     repeat = 1
+    plus_word: int | None = None  # a spoken "плюс" before the first piece belongs to the run
     last_number_end: float | None = None
+
+    def add(piece: Piece) -> None:
+        if not pieces and plus_word is not None:
+            piece = Piece(piece.digits, plus_word, piece.last_word)
+        pieces.append(piece)
 
     def flush_group() -> None:
         nonlocal group
         if not group.empty or group.thousands is not None:
-            pieces.append(Piece(group.digits(), group.first_word, group.last_word))
+            add(Piece(group.digits(), group.first_word, group.last_word))
         group = _Group()
 
     def end_run() -> None:
-        nonlocal pieces, plus, repeat
+        nonlocal pieces, plus, repeat, plus_word
         flush_group()
         if pieces:
             runs.append(DigitRun(tuple(pieces), plus))
-        pieces, plus, repeat = [], False, 1
+        pieces, plus, repeat, plus_word = [], False, 1, None
 
     for index, word in enumerate(words):
         text = bare(word)
@@ -194,12 +201,12 @@ def digit_runs(
             flush_group()
             if text.startswith("+"):
                 plus = True
-            pieces.append(Piece(re.sub(r"\D", "", text), index, index))
+            add(Piece(re.sub(r"\D", "", text), index, index))
         elif text in _UNITS:
             value = _UNITS[text]
             if repeat > 1:
                 flush_group()
-                pieces.append(Piece(str(value) * repeat, index - 1, index))
+                add(Piece(str(value) * repeat, index - 1, index))
                 repeat = 1
             elif not group.add_units(value, index):
                 flush_group()
@@ -231,6 +238,8 @@ def digit_runs(
             number = False
             if text in ("плюс", "plus"):
                 plus = True
+                if not pieces and group.empty:
+                    plus_word = index
         else:
             end_run()
             number = False
