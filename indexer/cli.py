@@ -88,6 +88,11 @@ def _reindex_report(result: ReindexResult, alias: str) -> None:
     if result.new_fields:
         filled = ", ".join(f"{path} ({n})" for path, n in result.new_fields.items())
         _say(f"  new fields, with the calls that have them: {filled}")
+    if result.redaction != (result.redaction_before or "off") or result.redacted:
+        _say(
+            f"  redaction {result.redaction_before or 'none'} -> {result.redaction}: "
+            f"{result.redacted} calls changed"
+        )
 
 
 def _reindex(args: argparse.Namespace) -> int:

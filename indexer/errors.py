@@ -5,6 +5,7 @@
     ├── SearchBackendError     Elasticsearch cannot be reached or refused a request
     │   └── SearchTimeoutError Elasticsearch did not answer in time
     ├── IndexVersionError      the calls index was built by an older mapping: reindex first
+    │   └── RedactionPolicyError   ... or under another redaction policy than the settings say
     ├── ReindexError           a new index version failed a check; the alias was not moved
     ├── CallNotFoundError      no call with that id in the index or the transcript store
     ├── QueryError             a search query the user typed cannot be understood
@@ -42,6 +43,11 @@ class SearchTimeoutError(SearchBackendError):
 
 class IndexVersionError(EarshotError):
     """Writing into an index of another schema version would be refused document by document."""
+
+
+class RedactionPolicyError(IndexVersionError):
+    """Each index version holds calls redacted under one policy (its ``_meta.redaction``);
+    loading under another would leave the index half-redacted."""
 
 
 class ReindexError(EarshotError):

@@ -64,7 +64,11 @@ _BINARY: dict[str, Any] = {"schema": {"type": "string", "format": "binary"}}
                 "multipart/byteranges": _BINARY,
             },
         },
-        403: {"model": Problem, "description": "The recording lies outside the audio root."},
+        403: {
+            "model": Problem,
+            "description": "The recording lies outside the audio root (under redaction=bleep: "
+            "the bleeped copies' directory).",
+        },
         404: {"model": Problem, "description": "No such call, no recording, or no audio root."},
         416: {"model": Problem, "description": "The range starts past the recording's end."},
     },
@@ -83,7 +87,10 @@ def get_call_audio(
         ),
     ] = None,
 ) -> FileResponse:
-    if settings.audio_root is None:
+    # Under redaction=bleep only the bleeped copies are served, never an original.
+    bleeped_only = settings.redaction == "bleep"
+    root = settings.redaction_audio_dir if bleeped_only else settings.audio_root
+    if root is None:
         raise HTTPException(status_code=404, detail="audio serving is not configured")
     with backend_errors(settings.es_url):
         try:
@@ -93,7 +100,16 @@ def get_call_audio(
     uri = document["_source"].get("audio", {}).get("uri")
     if not uri:
         raise HTTPException(status_code=404, detail=f"call '{call_id}' has no recording")
-    path = confined_file(uri, settings.audio_root)
+    try:
+        path = confined_file(uri, root)
+    except HTTPException as exc:
+        if bleeped_only and exc.status_code == 403:
+            raise HTTPException(
+                status_code=403,
+                detail=f"call '{call_id}' has no bleeped recording yet (run python -m indexer "
+                "reindex); under redaction=bleep the original is never served",
+            ) from exc
+        raise
     size = path.stat().st_size
     if range_ is not None:
         _check_range(range_, size)

@@ -18,7 +18,7 @@ from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch
 
-from indexer.errors import IndexVersionError, SearchBackendError
+from indexer.errors import IndexVersionError, RedactionPolicyError, SearchBackendError
 from indexer.settings import PROJECT_ROOT
 
 
@@ -135,11 +135,25 @@ def index_schema_version(es: Elasticsearch, index: str) -> int:
     return int(mapping.get("_meta", {}).get("schema_version", 0))
 
 
-def ensure_calls_index(es: Elasticsearch, alias: str) -> str:
+def index_redaction(es: Elasticsearch, index: str) -> str:
+    """The redaction policy every call of ``index`` was stored under (``_meta.redaction``;
+    indices made before redaction existed hold calls as transcribed: ``off``)."""
+    mapping = es.indices.get_mapping(index=index)[index]["mappings"]
+    return str(mapping.get("_meta", {}).get("redaction", "off"))
+
+
+def redaction_meta(redaction: str) -> dict[str, Any]:
+    """The mappings to create an index version with: its redaction policy in ``_meta``, merged
+    with the template's ``_meta`` by Elasticsearch."""
+    return {"_meta": {"redaction": redaction}}
+
+
+def ensure_calls_index(es: Elasticsearch, alias: str, redaction: str = "off") -> str:
     """Create ``<alias>-v<N>`` and the alias unless the alias exists; return the index name.
 
     An existing index of another schema version is refused: its strict mapping would reject
-    every document, so the caller is told to reindex instead.
+    every document, so the caller is told to reindex instead. So is one built under another
+    redaction policy than ``redaction``: a call is never redacted otherwise than its index.
     """
     existing = current_index(es, alias)
     if existing is not None:
@@ -149,12 +163,22 @@ def ensure_calls_index(es: Elasticsearch, alias: str) -> str:
                 f"'{alias}' points at {existing} (schema v{version}) but this code writes schema "
                 f"v{schema_version()}: run python -m indexer reindex"
             )
+        built_under = index_redaction(es, existing)
+        if built_under != redaction:
+            raise RedactionPolicyError(
+                f"'{alias}' points at {existing}, whose calls are stored with redaction "
+                f"'{built_under}', but EARSHOT_REDACTION is '{redaction}': run python -m indexer "
+                "reindex to apply it to every call (or set it back)"
+            )
         return existing
     name = versioned_index_name(alias)
     put_index_template(es, alias)
     try:
         es.indices.create(
-            index=name, aliases={alias: {"is_write_index": True}}, wait_for_active_shards="1"
+            index=name,
+            aliases={alias: {"is_write_index": True}},
+            mappings=redaction_meta(redaction),
+            wait_for_active_shards="1",
         )
     except ApiError as exc:
         # Another loader created it between our check and our create: that is fine.

@@ -10,6 +10,8 @@ without progress, and the load then carries on where it was. A document Elastics
 itself (e.g. the strict mapping) is reported with its call id and reason while the rest of its batch
 lands. Every valid call is written to the transcript store (``indexer.index.store``) before it is
 indexed; a deleted call (``indexer.index.deletion``) is refused.
+Under a redaction policy (``indexer.redaction.policy``) the store and the index get the redacted
+call, and the loader writes only into an index built under that same policy.
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ from tqdm import tqdm
 
 from indexer import files
 from indexer.elastic import Backoff, backend_errors, describe, is_transient
-from indexer.errors import EarshotError, SearchBackendError, TranscriptError
+from indexer.errors import AudioError, EarshotError, SearchBackendError, TranscriptError
 from indexer.index.definitions import ensure_calls_index
 from indexer.index.deletion import deleted_ids, undelete
 from indexer.index.documents import call_document
 from indexer.index.store import TranscriptStore
+from indexer.redaction.policy import apply_policy
 from indexer.settings import Settings
 from indexer.transcript import Call, SourcedCall, parse_call, read_call_file
 
@@ -156,6 +159,9 @@ class BulkSender:
             "checking for deleted calls", lambda: deleted_ids(self.es, alias, ids)
         )
         store = TranscriptStore.of(self.settings)
+        originals = (
+            TranscriptStore.originals(self.settings) if self.settings.redaction != "off" else None
+        )
         ready = []
         for item in batch:
             call_id = item.call.call_id
@@ -166,20 +172,37 @@ class BulkSender:
                 )
                 continue
             try:
-                document = call_document(item.call, tag(item.call))
+                call = apply_policy(item.call, self.settings).call
+            except AudioError as exc:
+                self.summary.failures.append(
+                    f"{item.source}: call {call_id} not loaded: its recording cannot be "
+                    f"bleeped ({exc}), and unbleeped it would give the redacted words away"
+                )
+                continue
+            try:
+                document = call_document(call, tag(call))
             except EarshotError as exc:
                 self.summary.failures.append(f"{item.source}: call {call_id} not tagged: {exc}")
                 continue
+            if originals is not None:
+                try:
+                    originals.put(item.call)
+                except OSError as exc:
+                    self.summary.failures.append(
+                        f"{item.source}: call {call_id} not written to the originals "
+                        f"{originals}: {exc}; not loaded"
+                    )
+                    continue
             if store is not None:
                 try:
-                    store.put(item.call)
+                    store.put(call)
                 except OSError as exc:
                     self.summary.failures.append(
                         f"{item.source}: call {call_id} not written to the store {store}: {exc}; "
                         "not loaded"
                     )
                     continue
-            ready.append((item, document))
+            ready.append((SourcedCall(item.source, call), document))
         return ready, deleted
 
     def send(self, ready: list[tuple[SourcedCall, dict[str, Any]]], index: str) -> list[str]:
@@ -249,7 +272,7 @@ def load_calls(
     summary = LoadSummary()
     alias = settings.calls_alias
     with backend_errors(settings.es_url):
-        ensure_calls_index(es, alias)
+        ensure_calls_index(es, alias, settings.redaction)
         backoff = Backoff(
             settings.es_url, settings.es_retry_deadline_s, settings.es_retry_max_backoff_s
         )

@@ -17,6 +17,15 @@ during the load, then restored. Before the alias moves, the new index must pass 
   word forms) made from the first calls by id, find the same calls in both indices;
 * every field new in this mapping is populated in as many calls as the built documents fill.
 
+Every call is stored under the redaction policy of the settings (``indexer.redaction.policy``),
+recorded as the new index's ``_meta.redaction``: a policy change is applied to every call this
+way, and the loader refuses to write into an index of another policy, so no index version is
+ever half-redacted. Each call is redacted from its unredacted original when the operator keeps
+those (``EARSHOT_REDACTION_ORIGINALS_DIR``), else from what the store or the index holds (a
+masked call stays masked when redaction is switched off without originals). The store follows:
+a call whose redaction changed is written back to it. Probe queries may answer differently only
+for calls that redaction changed.
+
 Only then is the alias moved, in one atomic ``_aliases`` call that also points ``<alias>-previous``
 at the index it leaves (kept for ``rollback``). Any failed check leaves the alias untouched, deletes
 the half-built index and says why. Deleted calls (``indexer.index.deletion``) are never built, and
@@ -36,25 +45,28 @@ from elasticsearch import Elasticsearch, helpers
 from pydantic import ValidationError
 
 from indexer.elastic import Backoff
-from indexer.errors import ReindexError, TranscriptError
+from indexer.errors import AudioError, ReindexError, TranscriptError
 from indexer.index.definitions import (
     current_index,
+    index_redaction,
     index_schema_version,
     index_versions,
     next_index_name,
     previous_alias,
     put_index_template,
+    redaction_meta,
     schema_version,
 )
 from indexer.index.deletion import all_deleted_ids, apply_tombstones
 from indexer.index.documents import call_document, call_from_document
 from indexer.index.loader import BulkSender, LoadSummary, Tagger
 from indexer.index.store import TranscriptStore
+from indexer.redaction.policy import apply_policy
 from indexer.search.compiler import match_query
 from indexer.search.query import Match, Mode, Pattern, RoleFilter
 from indexer.search.text import terms_of_words
 from indexer.settings import Settings
-from indexer.transcript import SourcedCall
+from indexer.transcript import Call, SourcedCall
 
 PROBE_CALLS = 20
 SHOW_IDS = 5  # how many call ids an error message names
@@ -77,6 +89,9 @@ class ReindexResult:
     stored: int = 0  # calls written to the store while building from the index
     probes: int = 0
     new_fields: dict[str, int] = field(default_factory=dict)  # field -> calls that have it
+    redaction: str = "off"  # the policy every call of the new index is stored under
+    redaction_before: str | None = None  # the previous index's (None: there was none)
+    redacted: int = 0  # calls whose stored transcript the policy changed
 
 
 @dataclass(frozen=True)
@@ -89,13 +104,16 @@ class AliasMove:
 
 
 def needs_reindex(es: Elasticsearch, settings: Settings) -> bool:
-    """The alias points at an index of another schema version, or it is gone while the
-    store still holds calls (the index was lost: rebuild it)."""
+    """The alias points at an index of another schema version or redaction policy, or it is
+    gone while the store still holds calls (the index was lost: rebuild it)."""
     source = current_index(es, settings.calls_alias)
     if source is None:
         store = TranscriptStore.of(settings)
         return store is not None and not store.is_empty()
-    return index_schema_version(es, source) != schema_version()
+    return (
+        index_schema_version(es, source) != schema_version()
+        or index_redaction(es, source) != settings.redaction
+    )
 
 
 # --- Reading the source --------------------------------------------------------------------
@@ -240,12 +258,14 @@ def _check_probes(
     probes: list[Match],
     deleted: set[str],
     added: set[str],
+    redacted: set[str],
 ) -> list[str]:
     differences = []
     for probe in probes:
         query = match_query(probe)
-        before = _ids(es, previous, query) - deleted
-        after = _ids(es, target, query) - added
+        # A call whose words redaction changed now may rightly answer otherwise.
+        before = _ids(es, previous, query) - deleted - redacted
+        after = _ids(es, target, query) - added - redacted
         if before != after:
             terms = " ".join(probe.what.terms) if isinstance(probe.what, Pattern) else probe
             differences.append(
@@ -264,6 +284,7 @@ class _Build:
     """What the load into the new index produced, for the checks."""
 
     built: set[str] = field(default_factory=set)
+    redacted: set[str] = field(default_factory=set)  # calls the policy changed
     left_out_deleted: list[str] = field(default_factory=list)
     stored: int = 0
     populated: dict[str, int] = field(default_factory=dict)
@@ -278,9 +299,11 @@ def _build(
     deleted: set[str],
     new_fields: dict[str, _Field],
     fill_store: TranscriptStore | None,
+    store: TranscriptStore | None,
     tag: Tagger,
 ) -> _Build:
     build = _Build(populated=dict.fromkeys(new_fields, 0))
+    originals = TranscriptStore.originals(settings)
     summary = LoadSummary()
     backoff = Backoff(
         settings.es_url, settings.es_retry_deadline_s, settings.es_retry_max_backoff_s
@@ -294,14 +317,19 @@ def _build(
         if call_id in deleted:
             build.left_out_deleted.append(call_id)
             continue
-        document = call_document(item.call, tag(item.call))
+        call = _redacted(settings, originals, item)
+        document = call_document(call, tag(call))
         for path, spec in new_fields.items():
             build.populated[path] += _is_populated(document, spec)
+        if call != item.call:
+            build.redacted.add(call_id)
         if fill_store is not None:
-            fill_store.put(item.call)
+            fill_store.put(call)
             build.stored += 1
+        elif store is not None and call != item.call:
+            store.put(call)
         build.built.add(call_id)
-        batch.append((item, document))
+        batch.append((SourcedCall(item.source, call), document))
         if len(batch) == settings.bulk_chunk_size:
             sender.send(batch, target)
             batch = []
@@ -312,6 +340,20 @@ def _build(
             f"{summary.failed} calls were rejected by {target}; first: {summary.failures[0]}"
         )
     return build
+
+
+def _redacted(settings: Settings, originals: TranscriptStore | None, item: SourcedCall) -> Call:
+    """The call as the policy keeps it, made from its original when one is kept."""
+    original = originals.get(item.call.call_id) if originals is not None else None
+    try:
+        return apply_policy(original or item.call, settings).call
+    except AudioError as exc:
+        raise ReindexError(
+            f"call {item.call.call_id}: its recording cannot be bleeped ({exc}); the alias "
+            "was not moved"
+        ) from exc
+    except TranscriptError as exc:  # an unreadable original
+        raise ReindexError(f"the originals hold a bad file: {exc}") from exc
 
 
 def _verify(
@@ -354,7 +396,7 @@ def _verify(
         previous_fields = _mapped_fields(es, previous)
         probes = _probe_matches(es, previous, previous_fields)
         probes_run = len(probes)
-        differences = _check_probes(es, previous, target, probes, deleted, added)
+        differences = _check_probes(es, previous, target, probes, deleted, added, build.redacted)
         if differences and not accept_probe_changes:
             raise ReindexError(
                 f"{len(differences)} of {len(probes)} probe queries answer differently: "
@@ -395,6 +437,7 @@ def reindex(
     (``indexer.trackers.tagging.current_tagger``), as for the loader, so tags survive."""
     alias = settings.calls_alias
     previous = current_index(es, alias)
+    redaction_before = index_redaction(es, previous) if previous is not None else None
     chosen, store = _choose_source(settings, source, previous)
     described = _describe_source(chosen, store, previous)
     target = next_index_name(es, alias)
@@ -403,7 +446,11 @@ def reindex(
     put_index_template(es, alias)
     # Settings and mappings come from the template; only refresh is held off during the load.
     # A create that fails (e.g. another reindex took the name) deletes nothing of anyone's.
-    es.indices.create(index=target, settings={"index": {"refresh_interval": "-1"}})
+    es.indices.create(
+        index=target,
+        settings={"index": {"refresh_interval": "-1"}},
+        mappings=redaction_meta(settings.redaction),
+    )
     try:
         deleted = all_deleted_ids(es, alias)
         target_fields = _mapped_fields(es, target)
@@ -423,6 +470,7 @@ def reindex(
             deleted=deleted,
             new_fields=new_fields,
             fill_store=fill_store,
+            store=store,
             tag=tag,
         )
         es.indices.put_settings(index=target, settings={"index": {"refresh_interval": None}})
@@ -457,6 +505,9 @@ def reindex(
         stored=build.stored,
         probes=probes,
         new_fields={path: build.populated[path] for path in new_fields},
+        redaction=settings.redaction,
+        redaction_before=redaction_before,
+        redacted=len(build.redacted),
     )
 
 

@@ -5,6 +5,10 @@ atomically by the loader before the call is indexed. The index holds derived dat
 lemmas, metrics) that the current code computes from these files, so ``reindex`` can rebuild any
 index version from them, even one whose documents were lost. Each alias has its own directory:
 two aliases (a test alias, a staging one) never mix their calls.
+
+With redaction on (``indexer.redaction.policy``) the store holds the redacted transcript, as the
+index does; the unredacted one is kept apart, in ``TranscriptStore.originals``, only when the
+operator configures a directory for it.
 """
 
 from __future__ import annotations
@@ -30,6 +34,15 @@ class TranscriptStore:
             return None
         return cls(settings.store_dir / settings.calls_alias)
 
+    @classmethod
+    def originals(cls, settings: Settings) -> TranscriptStore | None:
+        """Where unredacted transcripts are kept (``EARSHOT_REDACTION_ORIGINALS_DIR``), or None:
+        kept nowhere. The loader writes them only under a redaction policy (with it off the
+        store holds them); reindex reads them under any, so a policy can also be lifted."""
+        if settings.redaction_originals_dir is None:
+            return None
+        return cls(settings.redaction_originals_dir / settings.calls_alias)
+
     def path(self, call_id: str) -> Path:
         if not is_call_id(call_id):
             raise ValueError(f"not a call id: {call_id!r}")
@@ -38,6 +51,10 @@ class TranscriptStore:
     def put(self, call: Call) -> None:
         """Write (or replace) the call's transcript; a reader never sees half a file."""
         write_call_file(call, self.path(call.call_id))
+
+    def get(self, call_id: str) -> Call | None:
+        """The stored transcript of ``call_id``, or None when there is none."""
+        return read_call_file(self.path(call_id)) if self.contains(call_id) else None
 
     def remove(self, call_id: str) -> bool:
         """Delete the call's transcript; False when there was none."""

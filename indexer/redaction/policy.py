@@ -176,10 +176,12 @@ def apply_policy(call: Call, settings: Settings) -> Redacted:
     redacted = redact_call(call, policy)
     if policy is not Policy.BLEEP:
         return redacted
+    target = bleeped_path(settings, call)
+    if not redacted.spans and is_bleeped(settings, call) and target.is_file():
+        return redacted  # bleeped before, and nothing new to silence (a reindex)
     source = local_path(call.audio.uri)
     if not source.is_absolute() and settings.audio_root is not None:
         source = settings.audio_root / source
-    target = bleeped_path(settings, call)
     bleep_file(
         source, target, masked_times(redacted.call), padding_s=settings.redaction_bleep_padding_s
     )

@@ -15,6 +15,9 @@ Rules, in order:
   comma becomes a point (``2,5`` → ``2.5``). Digit groups that the recogniser wrote as separate
   words (``15 000``) are joined into one term when each later group has exactly three digits
   and no punctuation stands between them.
+* A redaction class token (``[card]``, ``[phone]``, ...: ``indexer.redaction.classes``), which
+  masking leaves where personal data was said, is one term, brackets included, so that it is
+  searched as itself and never as the word "card".
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from indexer.redaction.classes import CLASS_TOKEN_PATTERN
+
 # Lucene's whitespace tokenizer cuts tokens at 255 characters; we cut first so both agree.
 MAX_TERM_LENGTH = 255
 # Distinct recognised words (with their case and punctuation) whose analysis is kept.
@@ -34,7 +39,9 @@ _APOSTROPHES = str.maketrans({"’": "'", "ʼ": "'", "‘": "'", "`": "'", "´":
 _NUMBER = r"\d+(?:[.,]\d+)*"
 _WORD = r"[^\W_]+(?:'[^\W_]+)*"
 # A number only when no letter follows (so "3d" and "mp3" stay single terms).
-_TERM_RE = re.compile(rf"(?P<number>{_NUMBER})(?![^\W_])|(?P<word>{_WORD})")
+_TERM_RE = re.compile(
+    rf"(?P<token>{CLASS_TOKEN_PATTERN})|(?P<number>{_NUMBER})(?![^\W_])|(?P<word>{_WORD})"
+)
 _THOUSANDS_COMMA = re.compile(r"^\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 _THOUSANDS_DOT = re.compile(r"^\d{1,3}(?:\.\d{3})+(?:,\d+)?$")
 _DECIMAL = re.compile(r"^\d+[.,]\d+$")
@@ -81,7 +88,9 @@ def _analysed(word: str) -> tuple[str, tuple[str, ...]]:
     folded = fold(word)
     terms: list[str] = []
     for match in _TERM_RE.finditer(folded):
-        if match.group("number") is not None:
+        if match.group("token") is not None:
+            pieces = [match.group("token")]
+        elif match.group("number") is not None:
             pieces = _normalise_number(match.group("number"))
         else:
             pieces = [match.group("word")]

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from builders import make_call, word_times
 
 from indexer.errors import AudioError
 from indexer.redaction.audio import bleep_file, sample_ranges
 from indexer.redaction.policy import Policy, find_spans, masked_times, redact_call
-from tests.builders import make_call, word_times
 
 CARD = "4276 7975 4323 1948"
 
