@@ -25,7 +25,9 @@ from indexer.store import TranscriptStore
 from indexer.transcript import Call
 
 CARD = "4276 7975 4323 1948"
-SPOKEN_CARD = "четыре два семь шесть, семь девять девять ноль, семь пять один один, шесть три семь два"
+SPOKEN_CARD = (
+    "четыре два семь шесть, семь девять девять ноль, семь пять один один, шесть три семь два"
+)
 # What must never come back with masking on: the digits, written or spoken, and the e-mail.
 SECRETS = re.compile(
     r"4276|7975|4323|1948|916|555-0132|415|семь девять девять ноль|шесть три семь два|"
@@ -132,7 +134,11 @@ def test_reindex_applies_a_policy_change_to_every_call(
         load_calls(es, masked, [SourcedCall("test", _calls()[2])])
     assert needs_reindex(es, masked)
     result = reindex(es, masked)
-    assert (result.redaction_before, result.redaction, result.redacted) == ("off", "mask", 3)  # every client phone too
+    assert (result.redaction_before, result.redaction, result.redacted) == (
+        "off",
+        "mask",
+        3,
+    )  # every client phone too
     assert result.documents == 3
     target = str(current_index(es, settings.calls_alias))
     assert target == result.target
