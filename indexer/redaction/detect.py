@@ -98,8 +98,8 @@ class Detection:
     last: int
 
 
-def _starts_with(word: str, stems: Sequence[str]) -> bool:
-    return any(word.startswith(stem) for stem in stems)
+def _starts_with(word: str, stems: tuple[str, ...]) -> bool:
+    return word.startswith(stems)
 
 
 def luhn_valid(digits: str) -> bool:

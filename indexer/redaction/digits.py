@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from indexer.text import fold
 
@@ -86,8 +87,10 @@ class DigitRun:
         return self.pieces[-1].last_word
 
 
+@lru_cache(maxsize=100_000)
 def bare(word: str) -> str:
-    """A word folded and stripped of surrounding punctuation ("Семь," → "семь")."""
+    """A word folded and stripped of surrounding punctuation ("Семь," → "семь"); cached, as
+    speech repeats a small vocabulary."""
     return _STRIP.sub("", fold(word))
 
 
