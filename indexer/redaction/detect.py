@@ -7,7 +7,8 @@ over two utterances is one span) and returns spans of words, so the seconds are 
   group boundaries into candidates, longest first. A candidate is
 
   - a *card*: 13-19 digits starting with 2-6 that pass the Luhn check; any 13-19 digits after a
-    card keyword ("карта", "card") — a misheard digit must not leak the other fifteen;
+    card keyword ("карта", "card") — a misheard digit must not leak the other fifteen; a run of
+    3-4 digits right after "CVV", "CVC", "код безопасности", "на обороте" (the security code);
   - a *phone*: 11 digits starting with 7 or 8 (Russia) or 1 (NANP), 10 digits starting with
     2-9, 11-13 digits after a "+"; 5-7 digits only after a phone keyword ("телефон", "phone");
   - a *passport*: 10 digits (Russian series and number) after "паспорт"/"серия"/"passport";
@@ -52,12 +53,18 @@ _KEYWORDS: dict[PiiClass, tuple[str, ...]] = {
     PiiClass.INN: ("инн", "inn", "налог", "tax", "tin"),
     PiiClass.SNILS: ("снилс", "страхов", "пенсион", "snils"),
 }  # fmt: skip
+# A card's security code: 3 or 4 digits right after one of these (PCI DSS forbids keeping it).
+_SECURITY_CODE_WORDS = (
+    "cvv", "cvc", "сививи", "сивиси", "безопасност", "security", "обороте", "обратной",
+)  # fmt: skip
+SECURITY_CODE_WORDS_BEFORE = 4
 _ORDER_WORDS = (
     "заказ", "счет", "договор", "артикул", "накладн", "трек", "заявк", "тикет", "лицев",
     "order", "invoice", "contract", "tracking", "ticket", "reference", "ref", "item", "sku",
 )  # fmt: skip
 _CURRENCY_WORDS = (
-    "руб", "рубл", "доллар", "евро", "тысяч", "dollar", "euro", "bucks", "usd", "eur", "rub",
+    "руб", "рубл", "доллар", "евро", "тысяч", "миллион", "миллиард", "dollar", "euro", "bucks",
+    "usd", "eur", "rub", "million", "billion",
     "percent", "процент",
 )  # fmt: skip
 _AT_WORDS = frozenset({"собака", "собачка", "at", "эт", "@"})
@@ -188,6 +195,12 @@ def _price_follows(words: Sequence[str], last: int) -> bool:
 def _run_detections(run: DigitRun, words: Sequence[str]) -> list[Detection]:
     found: list[Detection] = []
     pieces = run.pieces
+    security_code = any(
+        _starts_with(words[i], _SECURITY_CODE_WORDS)
+        for i in range(max(0, run.first_word - SECURITY_CODE_WORDS_BEFORE), run.first_word)
+    )
+    if security_code and len(run.digits) in (3, 4) and not _price_follows(words, run.last_word):
+        return [Detection(PiiClass.CARD, run.first_word, run.last_word)]
     start = 0
     while start < len(pieces):
         taken = False
