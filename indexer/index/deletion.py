@@ -20,6 +20,7 @@ from elasticsearch import Elasticsearch, helpers
 from indexer.errors import CallNotFoundError
 from indexer.index.definitions import ensure_index, index_versions
 from indexer.index.store import TranscriptStore
+from indexer.redaction.policy import remove_copies
 from indexer.settings import Settings
 from indexer.transcript import is_call_id
 
@@ -76,9 +77,10 @@ def _indices_holding(es: Elasticsearch, alias: str, call_id: str) -> list[str]:
 
 
 def delete_call(es: Elasticsearch, settings: Settings, call_id: str) -> Deletion:
-    """Remove the call from every index version of the alias (refreshed) and from the store,
-    and tombstone it. Deleting an already deleted call again is harmless (and finishes a
-    deletion that was interrupted); an id that was never there raises CallNotFoundError."""
+    """Remove the call from every index version of the alias (refreshed), from the store, from
+    the redaction originals and bleeped recordings, and tombstone it. Deleting an already
+    deleted call again is harmless (and finishes a deletion that was interrupted); an id that
+    was never there raises CallNotFoundError."""
     alias = settings.calls_alias
     store = TranscriptStore.of(settings)
     if not is_call_id(call_id):
@@ -99,6 +101,7 @@ def delete_call(es: Elasticsearch, settings: Settings, call_id: str) -> Deletion
             refresh=True,
         )
     from_store = store.remove(call_id) if store is not None else False
+    remove_copies(settings, call_id)  # the kept original, the bleeped recording
     for name in holding:
         # Someone else deleting it in between (404) has the same outcome.
         es.options(ignore_status=404).delete(index=name, id=call_id, refresh=True)

@@ -29,6 +29,7 @@ from indexer.redaction.audio import bleep_file, local_path
 from indexer.redaction.classes import CLASS_TOKEN_RE, PiiClass
 from indexer.redaction.detect import detect_words
 from indexer.settings import Settings
+from indexer.store import TranscriptStore
 from indexer.transcript import Call, Utterance, Word
 
 _TRAILING_PUNCTUATION = re.compile(r"[^\w\]]*$")
@@ -187,3 +188,20 @@ def apply_policy(call: Call, settings: Settings) -> Redacted:
     )
     audio = redacted.call.audio.model_copy(update={"uri": str(target)})
     return Redacted(redacted.call.model_copy(update={"audio": audio}), redacted.spans)
+
+
+def remove_copies(settings: Settings, call_id: str) -> int:
+    """Delete what redaction keeps of a call beside the store (consent withdrawn): its
+    original transcript and its bleeped recording. Returns how many files went."""
+    removed = 0
+    originals = TranscriptStore.originals(settings)
+    if originals is not None and originals.remove(call_id):
+        removed += 1
+    audio_dir = settings.redaction_audio_dir
+    if audio_dir is not None and audio_dir.is_dir():
+        # By stem, never a glob: "ru.1.wav" belongs to call "ru.1", not to call "ru".
+        for path in audio_dir.iterdir():
+            if path.stem == call_id and path.is_file():
+                path.unlink(missing_ok=True)
+                removed += 1
+    return removed

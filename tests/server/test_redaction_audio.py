@@ -195,3 +195,25 @@ def test_reindex_from_mask_to_bleep_bleeps_every_recording(
     served.write_bytes(response.content)
     # Bleeped from the masked transcript's [phone] word: its seconds are the span's.
     _check_bleeped(served, original, 16000)
+
+
+def test_deleting_a_call_removes_its_original_and_its_bleeped_recording(
+    es: Elasticsearch,
+    bleeping: Settings,
+    recording: tuple[Path, np.ndarray],
+    tmp_path: Path,
+) -> None:
+    path, _ = recording
+    keeping = bleeping.model_copy(update={"redaction_originals_dir": tmp_path / "originals"})
+    assert load_calls(es, keeping, [SourcedCall("test", _call("ru-phone", path))]).loaded == 1
+    originals = TranscriptStore.originals(keeping)
+    assert originals is not None
+    assert originals.contains("ru-phone")
+    bleeped = tmp_path / "bleeped" / "ru-phone.wav"
+    assert bleeped.is_file()
+    with TestClient(create_app(keeping)) as api:
+        assert api.delete("/v1/calls/ru-phone").status_code == 204
+        assert api.get("/v1/calls/ru-phone/audio").status_code == 404
+    assert not originals.contains("ru-phone")
+    assert not bleeped.exists()
+    assert path.is_file()  # the operator's own recording is the operator's to delete

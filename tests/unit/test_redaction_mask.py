@@ -10,10 +10,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 from builders import make_call, word_times
+from pydantic import ValidationError
 
 from indexer.errors import AudioError
 from indexer.redaction.audio import bleep_file, sample_ranges
 from indexer.redaction.policy import Policy, find_spans, masked_times, redact_call
+from indexer.settings import Settings
+from indexer.text import terms_of_text
 
 CARD = "4276 7975 4323 1948"
 
@@ -128,3 +131,14 @@ def test_bleep_of_a_file_that_is_no_recording_names_it(tmp_path: Path) -> None:
     with pytest.raises(AudioError, match=r"notes\.wav: cannot read"):
         bleep_file(source, tmp_path / "out.wav", [(0.0, 1.0)], padding_s=0.0)
     assert not (tmp_path / "out.wav").exists()
+
+
+def test_class_tokens_are_one_term_and_never_the_plain_word() -> None:
+    assert terms_of_text("[card], [Phone]. card") == ["[card]", "[phone]", "card"]
+    assert terms_of_text("[music]") == ["music"]  # only the redaction classes are tokens
+
+
+def test_bleep_needs_a_directory_for_the_copies() -> None:
+    with pytest.raises(ValidationError, match="EARSHOT_REDACTION_AUDIO_DIR"):
+        Settings(redaction="bleep")
+    assert Settings(redaction="bleep", redaction_audio_dir=Path("/tmp/x")).redaction == "bleep"
