@@ -25,6 +25,6 @@ class PiiClass(StrEnum):
 
 
 CLASS_TOKENS = frozenset(pii.token for pii in PiiClass)
-# A class token inside any text, for the term rules (indexer.text) and for checks.
+# A class token inside any text, for the term rules (indexer.search.text) and for checks.
 CLASS_TOKEN_PATTERN = r"\[(?:" + "|".join(pii.value for pii in PiiClass) + r")\]"
 CLASS_TOKEN_RE = re.compile(CLASS_TOKEN_PATTERN)

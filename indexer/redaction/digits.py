@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from indexer.text import fold
+from indexer.search.text import fold
 
 # Between two words of one read-out number; longer means the speaker moved on.
 MAX_GAP_S = 2.5

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from indexer.documents import locate_words
+from indexer.index.documents import locate_words
+from indexer.index.store import TranscriptStore
 from indexer.redaction.audio import bleep_file, local_path
 from indexer.redaction.classes import CLASS_TOKEN_RE, PiiClass
 from indexer.redaction.detect import detect_words
 from indexer.settings import Settings
-from indexer.store import TranscriptStore
 from indexer.transcript import Call, Utterance, Word
 
 _TRAILING_PUNCTUATION = re.compile(r"[^\w\]]*$")

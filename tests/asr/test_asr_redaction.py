@@ -21,10 +21,12 @@ from api.main import create_app
 from indexer.asr.audio import decode, probe
 from indexer.asr.metadata import MetadataSource
 from indexer.asr.pipeline import Transcriber
-from indexer.loader import SourcedCall, load_calls
+from indexer.index.loader import load_calls
+from indexer.index.store import TranscriptStore
 from indexer.redaction.policy import masked_times
 from indexer.settings import Settings
-from indexer.store import TranscriptStore
+from indexer.trackers.tagging import current_tagger
+from indexer.transcript import SourcedCall
 
 RATE = 16000
 MANAGER = "Can I take the card number for the prepayment?"
@@ -92,7 +94,9 @@ def test_a_card_read_out_is_masked_and_bleeped_on_both_channels(
             "redaction_audio_dir": tmp_path / "bleeped",
         }
     )
-    summary = load_calls(es, bleeping, [SourcedCall(str(card_call), call)])
+    summary = load_calls(
+        es, bleeping, [SourcedCall(str(card_call), call)], tag=current_tagger(es, bleeping)
+    )
     assert summary.failures == []
     store = TranscriptStore.of(bleeping)
     assert store is not None

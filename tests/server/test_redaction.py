@@ -17,12 +17,13 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from indexer.errors import RedactionPolicyError
-from indexer.index import current_index, index_redaction
-from indexer.loader import SourcedCall, load_calls
-from indexer.reindex import needs_reindex, reindex
+from indexer.index.definitions import current_index, index_redaction
+from indexer.index.loader import load_calls
+from indexer.index.reindex import needs_reindex, reindex
+from indexer.index.store import TranscriptStore
 from indexer.settings import Settings
-from indexer.store import TranscriptStore
-from indexer.transcript import Call
+from indexer.trackers.tagging import current_tagger
+from indexer.transcript import Call, SourcedCall
 
 CARD = "4276 7975 4323 1948"
 SPOKEN_CARD = (
@@ -69,7 +70,12 @@ def masked_api(masked: Settings) -> Iterator[TestClient]:
 
 
 def _load(es: Elasticsearch, settings: Settings, calls: list[Call]) -> None:
-    summary = load_calls(es, settings, [SourcedCall("test", call) for call in calls])
+    summary = load_calls(
+        es,
+        settings,
+        [SourcedCall("test", call) for call in calls],
+        tag=current_tagger(es, settings),
+    )
     assert summary.failures == []
     assert summary.loaded == len(calls)
 
@@ -131,9 +137,9 @@ def test_reindex_applies_a_policy_change_to_every_call(
 
     # The settings now say mask: writing into the unredacted index is refused, reindex is due.
     with pytest.raises(RedactionPolicyError, match="reindex"):
-        load_calls(es, masked, [SourcedCall("test", _calls()[2])])
+        load_calls(es, masked, [SourcedCall("test", _calls()[2])], tag=current_tagger(es, masked))
     assert needs_reindex(es, masked)
-    result = reindex(es, masked)
+    result = reindex(es, masked, tag=current_tagger(es, masked))
     assert (result.redaction_before, result.redaction, result.redacted) == (
         "off",
         "mask",
@@ -157,7 +163,9 @@ def test_reindex_applies_a_policy_change_to_every_call(
         assert _found(masked_api, "contract") == ["en-plain"]
     # A load under the old policy is refused now: the index never mixes the two.
     with pytest.raises(RedactionPolicyError):
-        load_calls(es, settings, [SourcedCall("test", _calls()[0])])
+        load_calls(
+            es, settings, [SourcedCall("test", _calls()[0])], tag=current_tagger(es, settings)
+        )
 
 
 def test_kept_originals_let_a_policy_be_lifted(
@@ -174,7 +182,7 @@ def test_kept_originals_let_a_policy_be_lifted(
     assert CARD in kept.path("en-card").read_text(encoding="utf-8")
 
     lifted = settings.model_copy(update={"redaction_originals_dir": originals_dir})
-    result = reindex(es, lifted)
+    result = reindex(es, lifted, tag=current_tagger(es, lifted))
     assert (result.redaction_before, result.redaction, result.redacted) == ("mask", "off", 3)
     with TestClient(create_app(lifted)) as api:
         assert _found(api, "4276") == ["en-card"]
@@ -186,7 +194,7 @@ def test_without_originals_lifting_the_policy_keeps_calls_masked(
     es: Elasticsearch, settings: Settings, masked: Settings
 ) -> None:
     _load(es, masked, _calls())
-    result = reindex(es, settings)
+    result = reindex(es, settings, tag=current_tagger(es, settings))
     assert (result.redaction_before, result.redaction, result.redacted) == ("mask", "off", 0)
     with TestClient(create_app(settings)) as api:
         assert _found(api, "[card]") == ["en-card", "ru-card"]

@@ -20,11 +20,12 @@ from elasticsearch import Elasticsearch
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from indexer.loader import SourcedCall, load_calls
-from indexer.reindex import reindex
+from indexer.index.loader import load_calls
+from indexer.index.reindex import reindex
+from indexer.index.store import TranscriptStore
 from indexer.settings import Settings
-from indexer.store import TranscriptStore
-from indexer.transcript import Call
+from indexer.trackers.tagging import current_tagger
+from indexer.transcript import Call, SourcedCall
 
 NUMBER = ["восемь", "девятьсот", "шестнадцать", "сто", "двадцать", "три", "сорок", "пять"]
 PADDING_S = 0.2
@@ -141,7 +142,12 @@ def test_the_api_serves_the_bleeped_recording(
 ) -> None:
     path, original = recording
     before = path.read_bytes()
-    summary = load_calls(es, bleeping, [SourcedCall("test", _call("ru-phone", path))])
+    summary = load_calls(
+        es,
+        bleeping,
+        [SourcedCall("test", _call("ru-phone", path))],
+        tag=current_tagger(es, bleeping),
+    )
     assert summary.failures == []
     store = TranscriptStore.of(bleeping)
     assert store is not None
@@ -162,7 +168,12 @@ def test_a_recording_that_cannot_be_bleeped_is_not_loaded(
     es: Elasticsearch, bleeping: Settings, tmp_path: Path
 ) -> None:
     missing = tmp_path / "calls" / "gone.wav"
-    summary = load_calls(es, bleeping, [SourcedCall("gone.json", _call("ru-gone", missing))])
+    summary = load_calls(
+        es,
+        bleeping,
+        [SourcedCall("gone.json", _call("ru-gone", missing))],
+        tag=current_tagger(es, bleeping),
+    )
     assert summary.loaded == 0
     (failure,) = summary.failures
     assert "ru-gone" in failure
@@ -181,13 +192,21 @@ def test_reindex_from_mask_to_bleep_bleeps_every_recording(
 ) -> None:
     path, original = recording
     masked = settings.model_copy(update={"redaction": "mask", "audio_root": tmp_path / "calls"})
-    assert load_calls(es, masked, [SourcedCall("test", _call("ru-phone", path))]).loaded == 1
+    assert (
+        load_calls(
+            es,
+            masked,
+            [SourcedCall("test", _call("ru-phone", path))],
+            tag=current_tagger(es, masked),
+        ).loaded
+        == 1
+    )
     with TestClient(create_app(bleeping)) as api:
         # Not bleeped yet: under bleep the original is never served.
         refused = api.get("/v1/calls/ru-phone/audio")
         assert refused.status_code == 403
         assert "no bleeped recording" in refused.json()["detail"]
-        result = reindex(es, bleeping)
+        result = reindex(es, bleeping, tag=current_tagger(es, bleeping))
         assert (result.redaction_before, result.redaction, result.redacted) == ("mask", "bleep", 1)
         response = api.get("/v1/calls/ru-phone/audio")
         assert response.status_code == 200
@@ -205,7 +224,15 @@ def test_deleting_a_call_removes_its_original_and_its_bleeped_recording(
 ) -> None:
     path, _ = recording
     keeping = bleeping.model_copy(update={"redaction_originals_dir": tmp_path / "originals"})
-    assert load_calls(es, keeping, [SourcedCall("test", _call("ru-phone", path))]).loaded == 1
+    assert (
+        load_calls(
+            es,
+            keeping,
+            [SourcedCall("test", _call("ru-phone", path))],
+            tag=current_tagger(es, keeping),
+        ).loaded
+        == 1
+    )
     originals = TranscriptStore.originals(keeping)
     assert originals is not None
     assert originals.contains("ru-phone")

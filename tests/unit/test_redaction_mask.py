@@ -15,8 +15,8 @@ from pydantic import ValidationError
 from indexer.errors import AudioError
 from indexer.redaction.audio import bleep_file, sample_ranges
 from indexer.redaction.policy import Policy, find_spans, masked_times, redact_call
+from indexer.search.text import terms_of_text
 from indexer.settings import Settings
-from indexer.text import terms_of_text
 
 CARD = "4276 7975 4323 1948"
 
