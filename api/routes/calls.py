@@ -87,7 +87,9 @@ def get_call_audio(
         ),
     ] = None,
 ) -> FileResponse:
-    # Under redaction=bleep only the bleeped copies are served, never an original.
+    """The recording from inside `EARSHOT_AUDIO_ROOT`; under `EARSHOT_REDACTION=bleep` only the
+    copy with the personal data silenced, from `EARSHOT_REDACTION_AUDIO_DIR` (a call without
+    one is a 403: the original is never served then)."""
     bleeped_only = settings.redaction == "bleep"
     root = settings.redaction_audio_dir if bleeped_only else settings.audio_root
     if root is None:
