@@ -199,3 +199,18 @@ def test_without_originals_lifting_the_policy_keeps_calls_masked(
     with TestClient(create_app(settings)) as api:
         assert _found(api, "[card]") == ["en-card", "ru-card"]
         assert _found(api, "4276") == []
+
+
+def test_reindex_accepts_probes_that_only_redaction_changed(
+    es: Elasticsearch, settings: Settings, masked: Settings
+) -> None:
+    """The probes are the first two terms of the first calls' first utterances: here "4276
+    7975", which the masked index rightly no longer finds."""
+    calls = [make_call("a-card-first", [("client", f"{CARD} is the card")])]
+    _load(es, settings, calls)
+    result = reindex(es, masked, tag=current_tagger(es, masked))
+    assert result.probes >= 1
+    assert result.redacted == 1
+    with TestClient(create_app(masked)) as api:
+        assert _found(api, '"4276 7975"') == []
+        assert _found(api, '"[card] is the card"') == ["a-card-first"]

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from indexer.errors import AudioError
 from indexer.redaction.audio import bleep_file, sample_ranges
 from indexer.redaction.policy import Policy, find_spans, masked_times, redact_call
+from indexer.search.query import And, Match, Not, Pattern, RoleFilter, parse_query
 from indexer.search.text import terms_of_text
 from indexer.settings import Settings
 
@@ -142,3 +143,14 @@ def test_bleep_needs_a_directory_for_the_copies() -> None:
     with pytest.raises(ValidationError, match="EARSHOT_REDACTION_AUDIO_DIR"):
         Settings(redaction="bleep")
     assert Settings(redaction="bleep", redaction_audio_dir=Path("/tmp/x")).redaction == "bleep"
+
+
+def test_the_query_language_reads_a_class_token_as_one_word() -> None:
+    tree = parse_query("client:[card] AND NOT [phone]")
+    assert isinstance(tree, And)
+    card, not_phone = tree.items
+    assert isinstance(card, Match)
+    assert isinstance(not_phone, Not)
+    assert card.what == Pattern(("[card]",))
+    assert card.role is RoleFilter.CLIENT
+    assert not_phone.item == Match(Pattern(("[phone]",)))
