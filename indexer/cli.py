@@ -93,6 +93,12 @@ def _reindex_report(result: ReindexResult, alias: str) -> None:
             f"  redaction {result.redaction_before or 'none'} -> {result.redaction}: "
             f"{result.redacted} calls changed"
         )
+        if result.previous and result.redacted:
+            # Kept for rollback, the previous version still holds what this one redacted.
+            _say(
+                f"  {result.previous} still holds those calls as they were: "
+                "scripts/reindex --prune --all deletes it (and with it the rollback)"
+            )
 
 
 def _reindex(args: argparse.Namespace) -> int:
