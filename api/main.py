@@ -12,8 +12,9 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api.errors import document_errors, install_error_handlers
-from api.routes import calls, export, health, search, trackers
+from api.routes import calls, export, health, search, trackers, web
 from api.security import ApiKeys, RequestLimits, authorize, reject_unknown_parameters
+from api.security.signing import UrlSigner, install_log_redaction
 from indexer.elastic import connect
 from indexer.settings import Settings, get_settings
 
@@ -51,11 +52,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         # Every route: a key (unless @public; writes need an admin key), declared parameters only.
         dependencies=[Depends(authorize), Depends(reject_unknown_parameters)],
+        # Served by api/routes/web.py from packaged assets (no CDN), the schema behind a key.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     # Created here, not at start-up, so the app works with or without the lifespan running.
     app.state.settings = settings
     app.state.es = _es_client(settings)
     app.state.api_keys = keys
+    secret = settings.audio_url_secret
+    app.state.url_signer = UrlSigner.from_secret(
+        secret.get_secret_value() if secret else None, settings.audio_url_ttl_s
+    )
+    install_log_redaction()
     app.add_middleware(
         RequestLimits,
         max_url_length=settings.max_url_length,
@@ -78,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(trackers.router)
     app.include_router(calls.router)
     app.include_router(health.router)
+    web.install(app)
     _document_openapi(app, settings, keys_enabled=keys.enabled)
     return app
 

@@ -38,6 +38,15 @@ class UtteranceDetail(BaseModel):
     words: list[WordDetail]
 
 
+class AudioUrl(BaseModel):
+    url: str = Field(
+        description="Path of the recording with its signature; valid without a key until "
+        "`expires_at`.",
+        examples=["/v1/calls/en-0002-pricing/audio?exp=1767225600&scope=read&sig=..."],
+    )
+    expires_at: int = Field(description="Unix seconds after which the URL is refused (403).")
+
+
 class Problem(BaseModel):
     """Every error answer: what went wrong, in words a person can act on."""
 

@@ -198,6 +198,15 @@ class Settings(BaseSettings):
         description="The only directory recordings are served from (GET /v1/calls/{id}/audio); "
         "unset: audio is not served.",
     )
+    audio_url_secret: SecretStr | None = Field(
+        default=None,
+        description="Server secret that signs expiring audio URLs (GET /v1/calls/{id}/audio-url), "
+        "so a browser's <audio> can fetch a recording without a key. Unset: a random secret "
+        "per process, which several API workers do not share.",
+    )
+    audio_url_ttl_s: int = Field(
+        default=300, ge=10, le=86_400, description="How long a signed audio URL stays valid."
+    )
     es_search_timeout_s: float = Field(
         default=5.0,
         gt=0,
@@ -226,6 +235,18 @@ class Settings(BaseSettings):
                 raise ValueError("not a valid JSON list") from None
             return parsed
         return [item.strip() for item in text.split(",") if item.strip()]
+
+    @field_validator("audio_url_secret", mode="before")
+    @classmethod
+    def _empty_secret_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("audio_url_secret")
+    @classmethod
+    def _secret_long_enough(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None and len(secret.get_secret_value()) < MIN_API_KEY_LENGTH:
+            raise ValueError(f"the audio URL secret needs {MIN_API_KEY_LENGTH}+ characters")
+        return secret
 
     @field_validator("api_keys_read", "api_keys_admin")
     @classmethod

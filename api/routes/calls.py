@@ -1,16 +1,18 @@
 from __future__ import annotations
 
 import mimetypes
+from pathlib import Path as FsPath
 from typing import Annotated, Any
 
 from elasticsearch import NotFoundError
-from fastapi import APIRouter, Header, HTTPException, Path, Response
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
-from api.deps import EsDep, SettingsDep
-from api.schemas import CallDetail, Problem
-from api.security import confined_file
+from api.deps import EsDep, ReadDep, SettingsDep
+from api.schemas import AudioUrl, CallDetail, Problem
+from api.security import accepts_signed_url, confined_file
+from api.security.signing import UrlSigner
 from indexer.elastic import backend_errors
 from indexer.errors import CallNotFoundError
 from indexer.index.deletion import delete_call
@@ -44,6 +46,50 @@ _BINARY: dict[str, Any] = {"schema": {"type": "string", "format": "binary"}}
 
 
 @router.get(
+    "/calls/{call_id}/audio-url",
+    response_model=AudioUrl,
+    responses={404: {"model": Problem}},
+    summary="A signed URL to the recording that works without a key, for a few minutes",
+)
+def get_call_audio_url(
+    call_id: Annotated[str, Path(max_length=MAX_CALL_ID_LENGTH)],
+    request: Request,
+    principal: ReadDep,
+    es: EsDep,
+    settings: SettingsDep,
+) -> AudioUrl:
+    """For a browser's `<audio src>`, which cannot send a key: the URL opens this call's
+    recording only, until `expires_at` (`EARSHOT_AUDIO_URL_TTL_S`, 300 s), for the key's
+    scope. Changing any part of it, or using it after it expired, is a 403."""
+    # No audio served, an unknown call or one without a recording: a 404 now, not at play time.
+    _audio_root(settings)
+    _audio_uri(es, settings, call_id)
+    signer: UrlSigner = request.app.state.url_signer
+    signed = signer.sign(call_id, principal.scope.value)
+    return AudioUrl(url=signed.url, expires_at=signed.expires_at)
+
+
+def _audio_root(settings: SettingsDep) -> FsPath:
+    """Where recordings are served from: under redaction=bleep only the bleeped copies."""
+    root = settings.redaction_audio_dir if settings.redaction == "bleep" else settings.audio_root
+    if root is None:
+        raise HTTPException(status_code=404, detail="audio serving is not configured")
+    return root
+
+
+def _audio_uri(es: EsDep, settings: SettingsDep, call_id: str) -> str:
+    with backend_errors(settings.es_url):
+        try:
+            document = es.get(index=settings.calls_alias, id=call_id, source_includes=["audio"])
+        except NotFoundError as exc:
+            raise CallNotFoundError(call_id) from exc
+    uri: str | None = document["_source"].get("audio", {}).get("uri")
+    if not uri:
+        raise HTTPException(status_code=404, detail=f"call '{call_id}' has no recording")
+    return uri
+
+
+@router.get(
     "/calls/{call_id}/audio",
     response_class=FileResponse,
     responses={
@@ -67,17 +113,29 @@ _BINARY: dict[str, Any] = {"schema": {"type": "string", "format": "binary"}}
         403: {
             "model": Problem,
             "description": "The recording lies outside the audio root (under redaction=bleep: "
-            "the bleeped copies' directory).",
+            "the bleeped copies' directory), or the signed URL is forged, expired or for "
+            "another call.",
         },
         404: {"model": Problem, "description": "No such call, no recording, or no audio root."},
         416: {"model": Problem, "description": "The range starts past the recording's end."},
     },
     summary="The call's recording, for the player (HTTP Range supported: seek to a hit)",
 )
+@accepts_signed_url
 def get_call_audio(
     call_id: Annotated[str, Path(max_length=MAX_CALL_ID_LENGTH)],
     es: EsDep,
     settings: SettingsDep,
+    # Checked before the route runs (api/security/keys.py); declared so they are documented.
+    exp: Annotated[
+        int | None, Query(ge=0, description="A signed URL's expiry (from `/audio-url`).")
+    ] = None,
+    scope: Annotated[
+        str | None, Query(max_length=16, description="A signed URL's key scope.")
+    ] = None,
+    sig: Annotated[
+        str | None, Query(max_length=128, description="A signed URL's signature.")
+    ] = None,
     range_: Annotated[
         str | None,
         Header(
@@ -91,17 +149,8 @@ def get_call_audio(
     copy with the personal data silenced, from `EARSHOT_REDACTION_AUDIO_DIR` (a call without
     one is a 403: the original is never served then)."""
     bleeped_only = settings.redaction == "bleep"
-    root = settings.redaction_audio_dir if bleeped_only else settings.audio_root
-    if root is None:
-        raise HTTPException(status_code=404, detail="audio serving is not configured")
-    with backend_errors(settings.es_url):
-        try:
-            document = es.get(index=settings.calls_alias, id=call_id, source_includes=["audio"])
-        except NotFoundError as exc:
-            raise CallNotFoundError(call_id) from exc
-    uri = document["_source"].get("audio", {}).get("uri")
-    if not uri:
-        raise HTTPException(status_code=404, detail=f"call '{call_id}' has no recording")
+    root = _audio_root(settings)
+    uri = _audio_uri(es, settings, call_id)
     try:
         path = confined_file(uri, root)
     except HTTPException as exc:

@@ -1,5 +1,6 @@
-"""Who may call the API (``keys``), how much a request may carry (``limits``), and which files
-it may serve (``files``). The names below are what the app and its routes use."""
+"""Who may call the API (``keys``), how much a request may carry (``limits``), which files
+it may serve (``files``), and signed URLs to recordings (``signing``). The names below are what
+the app and its routes use."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from api.security.keys import (
     AccessScope,
     ApiKeys,
     Principal,
+    accepts_signed_url,
     authorize,
     is_public,
     public,
@@ -30,6 +32,7 @@ __all__ = [
     "ApiKeys",
     "Principal",
     "RequestLimits",
+    "accepts_signed_url",
     "api_routes",
     "authorize",
     "confined_file",

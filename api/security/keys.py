@@ -15,7 +15,8 @@ URL length (414), the request body size (413; a body must announce its length, e
 Unknown or repeated query parameters are rejected with a 400 naming them
 (:func:`reject_unknown_parameters`): a misspelt filter must not silently widen a search.
 
-Recordings are served only from inside the ``audio_root`` directory (``api.security.files``).
+Recordings are served only from inside the ``audio_root`` directory (``api.security.files``), to
+a key or to a signed, expiring URL (:func:`accepts_signed_url`, ``api.security.signing``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from fastapi import HTTPException, Request
 from fastapi.routing import APIRoute
 from pydantic import SecretStr
 
+from api.security.signing import SIGNATURE_PARAMETER, SignatureError, UrlSigner
+
 log = logging.getLogger("earshot.api.security")
 
 
@@ -43,6 +46,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
 _PUBLIC_MARK = "__earshot_public__"
+_SIGNED_MARK = "__earshot_signed_url__"
 
 
 class AccessScope(StrEnum):
@@ -122,6 +126,36 @@ def is_public(route: APIRoute) -> bool:
     return bool(getattr(route.endpoint, _PUBLIC_MARK, False))
 
 
+def accepts_signed_url(endpoint: F) -> F:
+    """Mark a route that also opens with a signed URL instead of a key (the recording: an
+    ``<audio>`` element cannot send a header). Its path must take ``call_id``."""
+    setattr(endpoint, _SIGNED_MARK, True)
+    return endpoint
+
+
+def _signed_url_principal(request: Request, route: APIRoute) -> Principal | None:
+    """The principal a signed URL grants, None when the request carries no signature; a 403
+    for a forged, expired or other-call one (logged without the URL: it holds the signature)."""
+    if not getattr(route.endpoint, _SIGNED_MARK, False):
+        return None
+    signature = request.query_params.get(SIGNATURE_PARAMETER)
+    if signature is None:
+        return None
+    signer: UrlSigner = request.app.state.url_signer
+    expires = request.query_params.get("exp", "")
+    try:
+        scope = signer.verify(
+            str(request.path_params.get("call_id", "")),
+            int(expires) if expires.isdigit() else None,
+            request.query_params.get("scope"),
+            signature,
+        )
+    except SignatureError as exc:
+        _log_refusal(request, 403, "bad signed URL")
+        raise HTTPException(status_code=403, detail=str(exc)) from None
+    return Principal(AccessScope(scope), "signed-url")
+
+
 def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(
         status_code=401, detail=detail, headers={"WWW-Authenticate": 'Bearer realm="earshot"'}
@@ -133,6 +167,11 @@ def authorize(request: Request) -> Principal:
     admin key. The principal is kept on ``request.state.principal`` for the routes."""
     keys: ApiKeys = request.app.state.api_keys
     route = request.scope.get("route")
+    # A signature is checked even with keys off: a page must learn that its URL went stale.
+    signed = _signed_url_principal(request, route) if isinstance(route, APIRoute) else None
+    if signed is not None:
+        request.state.principal = signed
+        return signed
     if not keys.enabled or (isinstance(route, APIRoute) and is_public(route)):
         request.state.principal = OPEN_ACCESS
         return OPEN_ACCESS
