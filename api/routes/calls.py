@@ -89,8 +89,10 @@ def _audio_uri(es: EsDep, settings: SettingsDep, call_id: str) -> str:
     return uri
 
 
-@router.get(
+@router.api_route(
     "/calls/{call_id}/audio",
+    # HEAD: players and download tools ask for the size and Accept-Ranges first.
+    methods=["GET", "HEAD"],
     response_class=FileResponse,
     responses={
         200: {

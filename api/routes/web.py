@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -52,6 +52,24 @@ def _page(name: str, csp: str) -> Any:
     return page
 
 
+# ReDoc's sidebar footer always loads its maker's logo from their CDN: point it at ours.
+_REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+
+
+def _redoc_bundle() -> Any:
+    bundle = (DOCS_ASSETS / "redoc.standalone.js").read_text(encoding="utf-8")
+    patched = bundle.replace(_REDOC_LOGO, "/static/favicon.svg")
+
+    async def script(_: Request) -> Response:
+        return Response(
+            patched,
+            media_type="text/javascript",
+            headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
+        )
+
+    return script
+
+
 def install(app: FastAPI) -> None:
     """Add the pages, their static files and a keyed ``/openapi.json`` to the app."""
 
@@ -67,6 +85,12 @@ def install(app: FastAPI) -> None:
     app.add_route("/docs", _page("docs.html", _DOCS_CSP), ["GET", "HEAD"], include_in_schema=False)
     app.add_route(
         "/redoc", _page("redoc.html", _DOCS_CSP), ["GET", "HEAD"], include_in_schema=False
+    )
+    app.add_route(
+        "/static/vendor/redoc.standalone.js",
+        _redoc_bundle(),
+        ["GET", "HEAD"],
+        include_in_schema=False,
     )
     # The more specific mount first: Starlette takes the first that matches.
     app.mount("/static/vendor", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")

@@ -13,6 +13,7 @@ try {
       spec,
       domNode: root,
       deepLinking: true,
+      validatorUrl: null, // the default sends the schema to an outside validator
       requestInterceptor: (request) => {
         const key = storedKey();
         if (key && !request.headers["X-API-Key"]) request.headers["X-API-Key"] = key;
