@@ -89,10 +89,11 @@ def _audio_uri(es: EsDep, settings: SettingsDep, call_id: str) -> str:
     return uri
 
 
-@router.api_route(
+# HEAD too: players and download tools ask for the size and Accept-Ranges first. Its own route,
+# out of the schema: one operation per path and method, documented once as GET.
+@router.head("/calls/{call_id}/audio", response_class=FileResponse, include_in_schema=False)
+@router.get(
     "/calls/{call_id}/audio",
-    # HEAD: players and download tools ask for the size and Accept-Ranges first.
-    methods=["GET", "HEAD"],
     response_class=FileResponse,
     responses={
         200: {

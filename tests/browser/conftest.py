@@ -20,7 +20,6 @@ import pytest
 from elasticsearch import Elasticsearch
 from playwright.sync_api import Browser, Page, Playwright, Request, sync_playwright
 from pydantic import SecretStr
-
 from web_helpers import ADMIN_KEY, AUDIO_URL_SECRET, READ_KEY
 
 from indexer.loader import SourcedCall, load_calls
@@ -56,8 +55,13 @@ def demo_audio(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Recordings and their transcripts (audio.uri relative to this folder) for VOICED."""
     out = tmp_path_factory.mktemp("demo-audio")
     subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "scripts" / "make-demo-audio"), "--out", str(out)]
-        + list(VOICED),
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "scripts" / "make-demo-audio"),
+            "--out",
+            str(out),
+            *VOICED,
+        ],
         check=True,
     )
     return out
@@ -80,8 +84,17 @@ class WebServer:
     def start(self) -> None:
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app"]
-            + ["--host", "127.0.0.1", "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "api.main:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
             cwd=PROJECT_ROOT,
             env=self.env,
             stdout=log,
@@ -107,9 +120,7 @@ class WebServer:
         return self.log_path.read_text(errors="replace")
 
 
-def _serve(
-    es: Elasticsearch, demo_audio: Path, work: Path, *, keys: bool
-) -> Iterator[WebServer]:
+def _serve(es: Elasticsearch, demo_audio: Path, work: Path, *, keys: bool) -> Iterator[WebServer]:
     alias = f"test-web-{uuid.uuid4().hex[:12]}"
     env = {
         **os.environ,
@@ -213,4 +224,3 @@ def page(browser: Browser, recorded: Recorded) -> Iterator[Page]:
     yield tab
     context.close()
     assert recorded.errors == [], recorded.errors
-

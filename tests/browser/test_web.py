@@ -38,9 +38,7 @@ def search(page: Page, text: str) -> None:
 # --- search -----------------------------------------------------------------------------------
 
 
-def test_a_phrase_finds_its_calls_with_the_words_highlighted(
-    server: WebServer, page: Page
-) -> None:
+def test_a_phrase_finds_its_calls_with_the_words_highlighted(server: WebServer, page: Page) -> None:
     page.goto(server.url)
     search(page, '"send me the contract"')
     expected = api_get(server, "/v1/search", q='"send me the contract"').json()
@@ -52,7 +50,8 @@ def test_a_phrase_finds_its_calls_with_the_words_highlighted(
     assert page.locator("#total b").inner_text() == str(expected["total"])
     card = page.locator('.call-card[data-call-id="en-0006-insurance"]')
     marks = card.locator(".hit mark").all_inner_texts()
-    assert marks and all(mark.lower() == "send me the contract" for mark in marks)
+    assert marks
+    assert all(mark.lower() == "send me the contract" for mark in marks)
     assert card.locator(".hit .role").first.inner_text().lower() == "client"
     assert "q=%22send+me+the+contract%22" in page.url  # the URL holds the search
     save_screenshot(page, "search")
@@ -120,9 +119,7 @@ def test_filters_change_the_results_and_the_url(server: WebServer, page: Page) -
 # --- playing ----------------------------------------------------------------------------------
 
 
-def test_clicking_a_hit_plays_the_recording_from_that_second(
-    server: WebServer, page: Page
-) -> None:
+def test_clicking_a_hit_plays_the_recording_from_that_second(server: WebServer, page: Page) -> None:
     page.goto(f"{server.url}/?q=%22пришлите+договор%22")
     hit = page.locator('.call-card[data-call-id="ru-0007-leasing"] .hit').nth(1)
     expected = api_get(server, "/v1/search", q='"пришлите договор"').json()
@@ -148,7 +145,9 @@ def test_clicking_a_hit_plays_the_recording_from_that_second(
 def test_a_moment_link_opens_the_call_at_its_second(server: WebServer, page: Page) -> None:
     page.goto(f"{server.url}/calls/ru-0007-leasing?t=65.8&q=%22пришлите+договор%22")
     page.wait_for_function("() => document.getElementById('player')?.readyState >= 1")
-    page.wait_for_function("() => Math.abs(document.getElementById('player').currentTime - 65.8) < 0.5")
+    page.wait_for_function(
+        "() => Math.abs(document.getElementById('player').currentTime - 65.8) < .5"
+    )
     state = player_state(page)
     assert state["paused"]  # a shared link opens there; it plays when asked to
     speaking = page.locator(".utt.speaking")
@@ -187,9 +186,7 @@ def test_hits_and_player_are_reachable_by_keyboard(server: WebServer, page: Page
 # --- trackers ---------------------------------------------------------------------------------
 
 
-def test_a_tracker_created_on_the_page_shows_its_statistics(
-    server: WebServer, page: Page
-) -> None:
+def test_a_tracker_created_on_the_page_shows_its_statistics(server: WebServer, page: Page) -> None:
     page.goto(f"{server.url}/trackers")
     page.fill("input[name=name]", "Price objections")
     page.fill("textarea[name=phrases]", "too expensive\nэто дорого")
@@ -315,4 +312,5 @@ def test_with_keys_an_expired_or_forged_audio_url_fails(
     assert "/v1/calls/ru-0007-leasing/audio?" in log
     assert signature not in log
     assert parse_qs(urlsplit(expired).query)["sig"][0] not in log
-    assert READ_KEY not in log and ADMIN_KEY not in log
+    assert READ_KEY not in log
+    assert ADMIN_KEY not in log

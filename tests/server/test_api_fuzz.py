@@ -55,7 +55,9 @@ SETTINGS = Settings(
     api_keys_admin=[SecretStr(ADMIN_KEY)],
     audio_root=WORK / "audio",
 )
-schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(SETTINGS))
+schema = schemathesis.openapi.from_asgi(
+    "/openapi.json", create_app(SETTINGS), headers={"X-API-Key": READ_KEY}
+)
 
 
 @pytest.fixture(scope="module", autouse=True)

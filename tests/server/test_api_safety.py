@@ -17,6 +17,7 @@ import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
@@ -29,6 +30,7 @@ from pydantic import SecretStr
 from api.deps import AdminDep
 from api.main import create_app
 from api.security import ApiKeys, api_routes
+from api.signing import RedactSignatures, UrlSigner, install_log_redaction
 from indexer.settings import Settings
 from indexer.transcript import Call
 
@@ -158,7 +160,12 @@ def test_every_route_but_the_health_probes_needs_a_key(settings: Settings) -> No
             checked.add((method, path))
     assert {("GET", "/v1/search"), ("GET", "/v1/calls/{call_id}")} <= checked
     assert client.get("/healthz").status_code == 200
-    assert client.get("/openapi.json").status_code == 200
+    # The schema is behind a key too (the docs pages send the tab's key); the pages' shells and
+    # static files carry no data and are open.
+    assert ("GET", "/openapi.json") in checked
+    assert client.get("/openapi.json", headers=read()).status_code == 200
+    for page in ("/", "/calls/x", "/trackers", "/docs", "/redoc", "/static/app.js"):
+        assert client.get(page).status_code == 200, page
 
 
 def test_keys_come_from_the_environment_as_json_or_commas(
@@ -531,6 +538,73 @@ def test_audio_needs_a_root_a_call_and_a_key(
         assert "nope" in unknown.json()["detail"]
 
 
+def test_a_signed_audio_url_opens_one_call_until_it_expires(
+    settings: Settings, index_calls: Load, audio_root: Path
+) -> None:
+    index_calls(_with_audio("c1", "ok.wav"), _with_audio("c2", "ok.wav"))
+    secret = "a-shared-secret-of-the-api-workers"
+    app_settings = keyed(settings, audio_root=audio_root, audio_url_secret=SecretStr(secret))
+    with TestClient(create_app(app_settings)) as api:
+        assert api.get("/v1/calls/c1/audio-url").status_code == 401
+        signed = api.get("/v1/calls/c1/audio-url", headers=read()).json()
+        assert signed["expires_at"] - time.time() == pytest.approx(300, abs=5)
+        url = signed["url"]
+        assert url.startswith("/v1/calls/c1/audio?")
+        assert "scope=read" in url
+        whole = (audio_root / "ok.wav").read_bytes()
+        assert api.get(url).content == whole  # no key: the signature is the permission
+        part = api.get(url, headers={"Range": "bytes=0-9"})
+        assert (part.status_code, part.content) == (206, whole[:10])
+        head = api.head(url)
+        assert (head.status_code, head.headers["content-length"]) == (200, str(len(whole)))
+        # Another worker with the same secret honours it: nothing is kept per process.
+        with TestClient(create_app(app_settings)) as other_worker:
+            assert other_worker.get(url).status_code == 200
+        query = dict(parse_qsl(urlsplit(url).query))
+        expired = UrlSigner(secret.encode(), 300).sign("c1", "read", now=time.time() - 300)
+        refusals = {
+            "expired": expired.url,
+            "other call": url.replace("/c1/", "/c2/"),
+            "forged": url.replace(query["sig"], query["sig"][::-1]),
+            "longer life": url.replace(f"exp={query['exp']}", f"exp={int(query['exp']) + 999}"),
+            "wider scope": url.replace("scope=read", "scope=admin"),
+            "no expiry": url.replace(f"exp={query['exp']}&", ""),
+            "other secret": UrlSigner(b"another-secret-entirely", 300).sign("c1", "read").url,
+        }
+        for why, refused in refusals.items():
+            response = api.get(refused)
+            assert response.status_code == 403, why
+            assert query["sig"] not in response.text
+        assert "expired" in api.get(expired.url).json()["detail"]
+        assert api.get("/v1/calls/nope/audio-url", headers=read()).status_code == 404
+    # Without a configured secret each process signs with its own (and says so).
+    with TestClient(create_app(keyed(settings, audio_root=audio_root))) as one:
+        url = one.get("/v1/calls/c1/audio-url", headers=read()).json()["url"]
+        assert one.get(url).status_code == 200
+        with TestClient(create_app(keyed(settings, audio_root=audio_root))) as another:
+            assert another.get(url).status_code == 403
+
+
+def test_signatures_are_blanked_in_the_access_log() -> None:
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5", "GET", "/v1/calls/c1/audio?exp=1&scope=read&sig=SECRETSIG", "1.1", 200),
+        None,
+    )
+    install_log_redaction()
+    install_log_redaction()  # once per process, however many apps are made
+    access = logging.getLogger("uvicorn.access")
+    assert sum(isinstance(f, RedactSignatures) for f in access.filters) == 1
+    assert RedactSignatures().filter(record)
+    message = record.getMessage()
+    assert "SECRETSIG" not in message
+    assert "/v1/calls/c1/audio?exp=1&scope=read&sig=<redacted>" in message
+
+
 # --- CORS -----------------------------------------------------------------------------------------
 
 
@@ -582,7 +656,7 @@ def test_without_cors_origins_no_origin_is_allowed(api: TestClient) -> None:
 
 
 def test_openapi_declares_every_error_with_the_problem_body(settings: Settings) -> None:
-    spec = TestClient(create_app(keyed(settings))).get("/openapi.json").json()
+    spec = TestClient(create_app(keyed(settings))).get("/openapi.json", headers=read()).json()
     assert "ApiKeyHeader" in spec["components"]["securitySchemes"]
     for path, operations in spec["paths"].items():
         for method, operation in operations.items():
