@@ -3,7 +3,10 @@ syntax errors, playing a hit, moment links, filters, trackers, the offline API d
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -15,6 +18,7 @@ from web_helpers import ADMIN_KEY, AUDIO_URL_SECRET, READ_KEY, first_play_positi
 from web_helpers import screenshot as save_screenshot
 
 from api.signing import UrlSigner
+from indexer.settings import PROJECT_ROOT
 
 
 def api_get(server: WebServer, path: str, key: str | None = None, **params: str) -> httpx.Response:
@@ -314,3 +318,26 @@ def test_with_keys_an_expired_or_forged_audio_url_fails(
     assert parse_qs(urlsplit(expired).query)["sig"][0] not in log
     assert READ_KEY not in log
     assert ADMIN_KEY not in log
+
+
+# --- the benchmark script ---------------------------------------------------------------------
+
+
+def test_bench_web_measures_the_page_against_the_api(server: WebServer) -> None:
+    """A smoke run of scripts/bench-web (the figures are in docs/benchmarks.md)."""
+    bench = [sys.executable, str(PROJECT_ROOT / "scripts" / "bench-web"), "--url", server.url]
+    done = subprocess.run(
+        [*bench, "--runs", "1", "--json", '"пришлите договор"'],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    report = json.loads(done.stdout)
+    (row,) = report["queries"]
+    assert row["query"] == '"пришлите договор"'
+    assert row["total"] == 1
+    for name in ("page_load_ms", "search_to_results_ms", "browser_fetch_ms", "api_client_ms"):
+        assert row[name]["p50"] > 0, name
+    # The page's search includes its own request.
+    assert row["search_to_results_ms"]["p50"] >= row["browser_fetch_ms"]["p50"]
