@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from conftest import WebServer
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 from web_helpers import ADMIN_KEY, AUDIO_URL_SECRET, READ_KEY, first_play_position, player_state
 from web_helpers import screenshot as save_screenshot
 
@@ -209,11 +209,11 @@ def test_a_tracker_created_on_the_page_shows_its_statistics(server: WebServer, p
     assert stats["total"]["calls_mentioning"] >= 2  # en-0002 (client), ru-0003 and ru-0008
     expect(page.locator(".stats tbody tr")).to_have_count(len(stats["groups"]))
     expect(page.locator("svg.chart rect.chart-bar")).to_have_count(len(stats["groups"]))
+    save_screenshot(page, "trackers")
     page.select_option("select[name=group_by]", "month")
     page.wait_for_url(re.compile(r"group_by=month"))
     monthly = api_get(server, f"/v1/trackers/{created['id']}/stats", group_by="month").json()
     expect(page.locator(".stats tbody tr")).to_have_count(len(monthly["groups"]))
-    save_screenshot(page, "trackers")
     # The calls it tags show the tag in search results.
     page.goto(f"{server.url}/?q=%22too+expensive%22&role=client")
     tag = page.locator('.call-card[data-call-id="en-0002-pricing"] .tag')
@@ -341,3 +341,33 @@ def test_bench_web_measures_the_page_against_the_api(server: WebServer) -> None:
         assert row[name]["p50"] > 0, name
     # The page's search includes its own request.
     assert row["search_to_results_ms"]["p50"] >= row["browser_fetch_ms"]["p50"]
+
+
+def test_the_pages_fit_a_phone(server: WebServer, browser: Browser) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    phone = context.new_page()
+    try:
+        for path, ready, name in (
+            ("/?q=%22пришлите+договор%22", "#total", "search-phone"),
+            (
+                "/calls/ru-0007-leasing?q=%22пришлите+договор%22&t=65.8",
+                ".utt.speaking",
+                "call-phone",
+            ),
+            ("/trackers", ".tracker-form", None),
+        ):
+            phone.goto(f"{server.url}{path}")
+            phone.wait_for_selector(ready)
+            overflow = phone.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, (path, overflow)
+            cut = phone.evaluate(
+                "[...document.querySelectorAll('input, select, button, .hit, .utt')]"
+                ".filter((e) => e.getClientRects().length)"
+                ".filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1)"
+                ".map((e) => e.outerHTML.slice(0, 80))"
+            )
+            assert cut == [], (path, cut)
+            if name:
+                save_screenshot(phone, name)
+    finally:
+        context.close()

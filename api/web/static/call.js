@@ -135,7 +135,9 @@ export async function callPage(root, callId) {
         el("p", { class: "utt-text", lang: call.language }, utteranceText(utterance, hitSpans.get(utterance.index) ?? [], words)))));
 
   const hitList = el("section", { class: "call-hits", "aria-label": "Hits" },
-    el("h2", {}, params.get("q") ? `“${params.get("q")}”: ${hits.length} ${hits.length === 1 ? "hit" : "hits"}` : "Hits"),
+    el("h2", {}, params.get("q")
+      ? [`${hits.length} ${hits.length === 1 ? "hit" : "hits"} for `, el("code", {}, params.get("q"))]
+      : "Hits"),
     hitsError ? errorBox(hitsError) : null,
     params.get("q") ? null : el("p", { class: "muted" }, "Search for words to see where they were said."),
     el("ol", {}, hits.map((hit) =>
@@ -148,7 +150,7 @@ export async function callPage(root, callId) {
     el("p", { class: "crumbs" }, el("a", { href: back.toString() ? `/?${back}` : "/" }, "← Search"), " ", el("span", { class: "muted" }, call.call_id)),
     el("h1", {}, call.client.name ?? call.client.id ?? call.call_id),
     el("div", { class: "call-layout" },
-      el("div", { class: "call-side" }, metadata(call), hitList),
+      el("div", { class: "call-side" }, hitList, metadata(call)),
       el("div", { class: "call-main" }, player, dialogue)));
 
   // --- the recording: a signed URL, renewed when it has gone stale ---

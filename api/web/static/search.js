@@ -48,6 +48,12 @@ function input(name, label, value, extra = {}) {
   return el("label", {}, label, el("input", { name, value: value ?? "", ...extra }));
 }
 
+// Open on a laptop; on a phone only when a filter is set (they would fill the screen).
+function filtersOpen(params) {
+  const narrow = window.matchMedia("(max-width: 760px)").matches;
+  return !narrow || [...params.keys()].some((name) => name !== "q");
+}
+
 function renderForm(params) {
   const metricText = params.getAll("metric").join(" ");
   const form = el("form", { class: "search-form", role: "search" },
@@ -60,6 +66,7 @@ function renderForm(params) {
       }),
       el("button", { type: "submit", class: "primary" }, "Search")),
     el("div", { id: "query-error", "aria-live": "polite" }),
+    el("details", { class: "filters-box", open: filtersOpen(params) }, el("summary", {}, "Filters"),
     el("div", { class: "filters" },
       select("role", "Said by", [["any", "Anyone"], ["manager", "Manager"], ["client", "Client"]], params.get("role") ?? "any"),
       select("mode", "Match", [["exact", "Exact words"], ["forms", "Word forms"]], params.get("mode") ?? "exact"),
@@ -77,7 +84,7 @@ function renderForm(params) {
         ["relevance", "Most mentions"], ["newest", "Newest"], ["oldest", "Oldest"],
         ["talk_ratio_manager:desc", "Manager talk ratio ↓"], ["response_latency_s:desc", "Slowest answers"],
       ].concat(METRICS.filter((m) => m !== "talk_ratio_manager" && m !== "response_latency_s").map((m) => [`${m}:desc`, `${m} ↓`])),
-      params.get("sort") ?? "relevance")));
+      params.get("sort") ?? "relevance"))));
   return form;
 }
 

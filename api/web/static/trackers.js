@@ -15,8 +15,19 @@ function svg(tag, attributes = {}, ...children) {
   return node;
 }
 
+const MONTHS = new Intl.DateTimeFormat(undefined, { month: "short", year: "numeric", timeZone: "UTC" });
+
+// A group's name as a person reads it: "Mar 2026", "week of 2026-03-02", a manager's name.
+function groupLabel(group, groupBy) {
+  const key = group.key ?? "";
+  if (groupBy === "month" && key) return MONTHS.format(new Date(`${key.slice(0, 10)}T00:00:00Z`));
+  if (groupBy === "week" && key) return `week of ${key.slice(0, 10)}`;
+  if (groupBy === "day" && key) return key.slice(0, 10);
+  return group.label ?? group.key ?? "(none)";
+}
+
 // Horizontal bars of each group's rate (calls mentioning ÷ calls), labelled with the counts.
-function chart(groups) {
+function chart(groups, groupBy) {
   const rowHeight = 28;
   const labelWidth = 170;
   const width = 640;
@@ -26,7 +37,7 @@ function chart(groups) {
   groups.forEach((group, row) => {
     const y = row * rowHeight + 4;
     const rate = group.rate ?? 0;
-    const label = group.label ?? group.key ?? "(none)";
+    const label = groupLabel(group, groupBy);
     node.append(
       svg("text", { x: labelWidth - 8, y: y + 17, "text-anchor": "end", class: "chart-label" }, label.length > 24 ? `${label.slice(0, 23)}…` : label),
       svg("rect", { x: labelWidth, y: y + 4, width: barSpace, height: rowHeight - 10, class: "chart-track", rx: 3 }),
@@ -43,7 +54,7 @@ function statsTable(stats) {
     el("td", {}, counts.mentions), el("td", {}, counts.rate === null ? "—" : `${(counts.rate * 100).toFixed(1)}%`));
   return el("table", { class: "stats" },
     el("thead", {}, el("tr", {}, ["Group", "Calls", "Calls mentioning", "Mentions", "Rate"].map((h) => el("th", { scope: "col" }, h)))),
-    el("tbody", {}, stats.groups.map((g) => row(g.label ?? g.key ?? "(none)", g))),
+    el("tbody", {}, stats.groups.map((g) => row(groupLabel(g, stats.group_by), g))),
     el("tfoot", {}, row("All calls", stats.total, "total")));
 }
 
@@ -102,7 +113,7 @@ async function showStats(panel, tracker, state) {
     panel.replaceChildren(
       el("p", { class: "stats-total" }, el("b", {}, `${Math.round((stats.total.rate ?? 0) * 100)}%`),
         ` of calls mention “${tracker.name}” (${stats.total.calls_mentioning} of ${stats.total.calls}, ${stats.total.mentions} mentions)`),
-      stats.groups.length ? chart(stats.groups) : el("p", { class: "empty" }, "No calls in this date range."),
+      stats.groups.length ? chart(stats.groups, stats.group_by) : el("p", { class: "empty" }, "No calls in this date range."),
       statsTable(stats));
   } catch (error) {
     panel.replaceChildren(errorBox(error.detail ?? error.message));
