@@ -2,7 +2,8 @@
 calls alias per test, removed afterwards.
 
 Tests are grouped by what they need: ``tests/unit`` nothing running, ``tests/server`` a real
-Elasticsearch (the ``es`` fixture), ``tests/asr`` the real Whisper model on real audio. Without
+Elasticsearch (the ``es`` fixture), ``tests/asr`` the real Whisper model on real audio,
+``tests/browser`` headless Chromium against a real uvicorn of the app. Without
 a reachable Elasticsearch the server tests are skipped with the reason, so ``pytest tests/unit``
 works on a laptop; under CI (``CI=true``, as ``.ci/run`` sets) they fail instead, so a missing
 node can never pass as green."""

@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, Page, expect
 from web_helpers import ADMIN_KEY, AUDIO_URL_SECRET, READ_KEY, first_play_position, player_state
 from web_helpers import screenshot as save_screenshot
 
-from api.signing import UrlSigner
+from api.security.signing import UrlSigner
 from indexer.settings import PROJECT_ROOT
 
 

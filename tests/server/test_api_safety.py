@@ -30,7 +30,7 @@ from pydantic import SecretStr
 from api.deps import AdminDep
 from api.main import create_app
 from api.security import ApiKeys, api_routes
-from api.signing import RedactSignatures, UrlSigner, install_log_redaction
+from api.security.signing import RedactSignatures, UrlSigner, install_log_redaction
 from indexer.settings import Settings
 from indexer.transcript import Call
 
