@@ -218,6 +218,20 @@ def test_a_tracker_created_on_the_page_shows_its_statistics(server: WebServer, p
     page.goto(f"{server.url}/?q=%22too+expensive%22&role=client")
     tag = page.locator('.call-card[data-call-id="en-0002-pricing"] .tag')
     expect(tag).to_have_text(created["id"])
+    # Edited and deleted from the page too.
+    page.goto(f"{server.url}/trackers")
+    row = page.locator(f'tr[data-tracker="{created["id"]}"]')
+    row.get_by_role("button", name="Edit").click()
+    page.fill("input[name=name]", "Price objections (client)")
+    page.click("text=Save")
+    expect(page.locator(".tracker-stats h2")).to_have_text("Price objections (client)")
+    edited = api_get(server, f"/v1/trackers/{created['id']}").json()
+    assert edited["name"] == "Price objections (client)"
+    assert edited["phrases"] == created["phrases"]
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="Delete").click()
+    expect(row).to_have_count(0)
+    assert api_get(server, f"/v1/trackers/{created['id']}").status_code == 404
 
 
 # --- the API's docs ---------------------------------------------------------------------------
