@@ -84,6 +84,9 @@ def search_request(
         ),
     ] = Mode.EXACT,
     manager_id: Annotated[str | None, Query(max_length=128)] = None,
+    team: Annotated[
+        str | None, Query(max_length=128, description="Only calls of this team's managers.")
+    ] = None,
     client_id: Annotated[str | None, Query(max_length=128)] = None,
     date_from: Annotated[
         str | None,
@@ -145,6 +148,7 @@ def search_request(
     return SearchRequest(
         tree=_tree(q, role, mode, settings),
         manager_id=manager_id,
+        team=team,
         client_id=client_id,
         date_from=start,
         date_to=end,

@@ -116,6 +116,7 @@ def parse_date_param(name: str, value: str | None) -> datetime | date | None:
 class SearchRequest:
     tree: Node | None
     manager_id: str | None = None
+    team: str | None = None
     client_id: str | None = None
     date_from: datetime | date | None = None
     date_to: datetime | date | None = None
@@ -133,6 +134,7 @@ class SearchRequest:
             [
                 repr(self.tree),
                 self.manager_id,
+                self.team,
                 self.client_id,
                 str(self.date_from),
                 str(self.date_to),
@@ -182,6 +184,7 @@ def search_filters(request: SearchRequest) -> list[dict[str, Any]]:
     filters: list[dict[str, Any]] = []
     for field, value in (
         ("manager.id", request.manager_id),
+        ("manager.team", request.team),
         ("client.id", request.client_id),
         ("direction", request.direction),
     ):

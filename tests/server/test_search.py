@@ -179,6 +179,12 @@ def test_filters_manager_client_direction_dates_and_duration(
 
     assert call_ids(search(api, "price", manager_id="m-a")) == {"a"}
     assert call_ids(search(api, "price", client_id="c-9")) == {"b"}
+    team_b = make_call("d", [("client", "price")], manager_id="m-b", started_at=at(20))
+    manager = team_b.manager.model_copy(update={"team": "moscow"})
+    index_calls(team_b.model_copy(update={"manager": manager}))
+    assert call_ids(search(api, "price", team="moscow")) == {"d"}
+    assert call_ids(search(api, "price", team="moscow", manager_id="m-a")) == set()
+    assert api.delete("/v1/calls/d").status_code == 204  # the date and length checks below
     assert call_ids(search(api, "price", direction="inbound")) == {"c"}
     assert call_ids(search(api, "price", date_from="2026-03-05", date_to="2026-03-05")) == {"b"}
     assert call_ids(search(api, "price", date_from="2026-03-02T00:00:00Z")) == {"b", "c"}

@@ -8,7 +8,7 @@ import { clock, dateTime, duration, el, errorBox, highlighted, roleBadge, setTit
 const PAGE_SIZE = 20;
 // Search parameters the page carries in its URL, in the order they appear there.
 const FIELDS = [
-  "q", "role", "mode", "manager_id", "client_id", "date_from", "date_to", "direction",
+  "q", "role", "mode", "manager_id", "team", "client_id", "date_from", "date_to", "direction",
   "min_duration_s", "max_duration_s", "metric", "sort",
 ];
 const DEFAULTS = { role: "any", mode: "exact", sort: "relevance" };
@@ -71,6 +71,7 @@ function renderForm(params) {
       select("role", "Said by", [["any", "Anyone"], ["manager", "Manager"], ["client", "Client"]], params.get("role") ?? "any"),
       select("mode", "Match", [["exact", "Exact words"], ["forms", "Word forms"]], params.get("mode") ?? "exact"),
       input("manager_id", "Manager id", params.get("manager_id"), { placeholder: "m-petrov" }),
+      input("team", "Team", params.get("team"), { placeholder: "moscow" }),
       input("client_id", "Client id", params.get("client_id")),
       input("date_from", "From", params.get("date_from"), { type: "date" }),
       input("date_to", "To", params.get("date_to"), { type: "date" }),
