@@ -196,7 +196,7 @@ class Engine:
         for segment in segments:
             words = []
             for w in segment.words or []:
-                start, end = plan.interval(float(w.start), float(w.end))
+                start, end = plan.word_interval(samples, float(w.start), float(w.end))
                 words.append(TimedWord(w.word, start, end, float(w.probability)))
             if words:
                 bounds = (words[0].start or 0.0, max(w.end or 0.0 for w in words))

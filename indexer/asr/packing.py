@@ -10,6 +10,11 @@ boundaries only (never inside speech). Times Whisper reports in the packed signa
 back to the recording through the spans: a word belongs to the span holding its midpoint, and
 its start and end are clamped into that span, so mapped times never go backwards.
 
+The margin is context for the recogniser, not speech: Whisper's word timing puts the first word
+of a window (and of a span after a cut) at the very start of what it was given, so a word
+placed in a span's margin (or in a pause between two regions of one span) is moved to where
+the sound begins before the region that follows (``onset``).
+
 This is what faster-whisper's own VAD mode does (``collect_chunks`` with
 ``SpeechTimestampsMap``), with WhisperX's pyannote regions and a margin around each region.
 """
@@ -32,6 +37,8 @@ class Span:
     start: float  # seconds in the recording
     end: float
     packed_start: float  # seconds in the packed signal
+    # The VAD's speech regions inside the span (the rest is margin); empty: all of it is speech.
+    speech: tuple[tuple[float, float], ...] = ()
 
     @property
     def length(self) -> float:
@@ -59,6 +66,23 @@ class Packing:
         index = self.span_at((start + end) / 2)
         return self.to_recording(start, index), self.to_recording(end, index)
 
+    def word_interval(self, samples: Samples, start: float, end: float) -> tuple[float, float]:
+        """``interval``, with a start that fell in non-speech (a margin, or the pause between
+        two regions of one span) moved to where the sound begins before the next region (never
+        past that region's start, nor past the word's end)."""
+        index = self.span_at((start + end) / 2)
+        first, last = self.to_recording(start, index), self.to_recording(end, index)
+        previous_end = self.spans[index].start
+        for region_start, region_end in self.spans[index].speech:
+            if first < region_start:
+                earliest = max(first, previous_end)
+                first = min(onset(samples, earliest, region_start), last)
+                break
+            if first < region_end:
+                break  # inside speech: the recogniser's time stands
+            previous_end = region_end
+        return first, last
+
 
 def plan(
     regions: Sequence[tuple[float, float]], duration_s: float, pad_s: float, window_s: float
@@ -68,27 +92,34 @@ def plan(
     Worked in whole samples, so that span lengths add up exactly in the packed signal.
     """
     pad, window, total = _n(pad_s), _n(window_s), _n(duration_s)
-    spans: list[tuple[int, int]] = []
+    spans: list[tuple[int, int, list[tuple[int, int]]]] = []  # start, end, speech regions
     for region_start, region_end in regions:
-        start = max(0, _n(region_start) - pad)
-        end = min(total, _n(region_end) + pad)
+        region = (_n(region_start), _n(region_end))
+        start = max(0, region[0] - pad)
+        end = min(total, region[1] + pad)
         if spans and start <= spans[-1][1]:
-            previous_start, previous_end = spans[-1]
+            previous_start, previous_end, speech = spans[-1]
             if max(end, previous_end) - previous_start <= window:
-                spans[-1] = (previous_start, max(end, previous_end))  # overlapping: one span
+                # overlapping: one span
+                spans[-1] = (previous_start, max(end, previous_end), [*speech, region])
                 continue
             start = previous_end  # would outgrow a window: touch, but do not overlap
-        spans.extend(_split(start, end, window))
+        spans.extend((a, b, [region]) for a, b in _split(start, end, window))
     placed: list[Span] = []
     windows: list[tuple[float, float]] = []
     cursor = window_start = 0
-    for start, end in spans:
+    for start, end, speech in spans:
         if end <= start:
             continue
         if cursor + (end - start) - window_start > window:
             windows.append((window_start / SAMPLE_RATE, cursor / SAMPLE_RATE))
             window_start = cursor
-        placed.append(Span(start / SAMPLE_RATE, end / SAMPLE_RATE, cursor / SAMPLE_RATE))
+        inside = tuple(
+            (max(a, start) / SAMPLE_RATE, min(b, end) / SAMPLE_RATE)
+            for a, b in speech
+            if min(b, end) > max(a, start)
+        )
+        placed.append(Span(start / SAMPLE_RATE, end / SAMPLE_RATE, cursor / SAMPLE_RATE, inside))
         cursor += end - start
     if cursor > window_start:
         windows.append((window_start / SAMPLE_RATE, cursor / SAMPLE_RATE))
@@ -102,6 +133,36 @@ def packed_audio(samples: Samples, packing: Packing) -> Samples:
         for s in packing.spans
     ]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+
+# Frames of ONSET_FRAME_S; a frame this far (in RMS) below the loudest of the speech that
+# follows counts as silence: -26 dB sits under a voiced onset and over line noise.
+ONSET_FRAME_S = 0.01
+ONSET_RELATIVE_LEVEL = 0.05
+ONSET_REFERENCE_S = 0.5  # how much of the speech after the VAD's start sets "loud"
+
+
+def onset(samples: Samples, earliest: float, speech_start: float) -> float:
+    """Where sound begins in [earliest, speech_start]: the first frame whose RMS reaches
+    ``ONSET_RELATIVE_LEVEL`` of the loudest frame in the ``ONSET_REFERENCE_S`` after
+    ``speech_start``; ``speech_start`` itself when no frame before it is that loud."""
+    frame = _n(ONSET_FRAME_S)
+    lo, hi = _n(earliest), _n(speech_start)
+    reference = samples[hi : hi + _n(ONSET_REFERENCE_S)]
+    if hi <= lo or len(reference) < frame:
+        return speech_start
+    loud = float(np.max(_frame_rms(reference, frame)))
+    levels = _frame_rms(samples[lo:hi], frame)
+    above = np.flatnonzero(levels >= ONSET_RELATIVE_LEVEL * loud)
+    return (lo + int(above[0]) * frame) / SAMPLE_RATE if len(above) else speech_start
+
+
+def _frame_rms(samples: Samples, frame: int) -> np.ndarray:
+    count = len(samples) // frame
+    if count == 0:
+        return np.zeros(0, dtype=np.float64)
+    frames = np.asarray(samples[: count * frame], dtype=np.float64).reshape(count, frame)
+    return np.asarray(np.sqrt(np.mean(frames * frames, axis=1)))
 
 
 def _n(seconds: float) -> int:

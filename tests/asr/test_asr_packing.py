@@ -76,3 +76,45 @@ def test_windows_cover_the_spans_and_times_map_in_order(
         mapped = packing.interval(low, high)
         assert 0.0 <= mapped[0] <= mapped[1] <= duration
         assert packing.to_recording(low) <= packing.to_recording(high)
+
+
+def _tone_after_silence(onset_s: float, duration_s: float) -> np.ndarray:
+    """Digital silence, then a 200 Hz tone from ``onset_s`` to the end."""
+    t = np.arange(round(duration_s * SAMPLE_RATE)) / SAMPLE_RATE
+    return np.where(t >= onset_s, 0.5 * np.sin(2 * np.pi * 200 * t), 0.0).astype(np.float32)
+
+
+def test_a_word_timed_into_the_margin_starts_where_the_sound_does() -> None:
+    # The VAD heard speech from 1.1 s (late: the sound starts at 1.0 s); the span is padded to
+    # 0.7 s. Whisper times the first word of a window at the window's start (packed 0.0), which
+    # maps to the padded 0.7 s: the start is moved to the sound's onset, not the margin's.
+    samples = _tone_after_silence(1.0, 3.0)
+    packing = plan([(1.1, 2.5)], duration_s=3.0, pad_s=0.4, window_s=30.0)
+    assert packing.spans[0].start == 0.7
+    start, end = packing.word_interval(samples, 0.0, 0.8)
+    assert abs(start - 1.0) <= 0.01
+    assert end == packing.interval(0.0, 0.8)[1]
+    # A start the recogniser put inside the speech region stands as it is.
+    assert packing.word_interval(samples, 0.6, 0.9) == packing.interval(0.6, 0.9)
+
+
+def test_a_margin_without_sound_gives_the_vad_start_and_never_passes_the_word_end() -> None:
+    samples = _tone_after_silence(2.0, 3.0)  # nothing audible before the VAD's start
+    packing = plan([(2.0, 2.8)], duration_s=3.0, pad_s=0.4, window_s=30.0)
+    assert packing.word_interval(samples, 0.0, 0.6)[0] == 2.0
+    # A word that ends before the region starts keeps a start no later than its end.
+    start, end = packing.word_interval(samples, 0.0, 0.2)
+    assert start <= end
+
+
+def test_the_pause_between_two_regions_of_one_span_is_not_a_word_start() -> None:
+    # Two regions 0.5 s apart share a span; a word timed into the pause moves to the next
+    # region's sound (it starts at 2.0 s, the VAD said 2.05 s).
+    t = np.arange(4 * SAMPLE_RATE) / SAMPLE_RATE
+    tone = 0.5 * np.sin(2 * np.pi * 200 * t)
+    samples = np.where((t < 1.5) | (t >= 2.0), tone, 0.0).astype(np.float32)
+    packing = plan([(0.5, 1.5), (2.05, 3.0)], duration_s=4.0, pad_s=0.4, window_s=30.0)
+    assert len(packing.spans) == 1
+    packed_pause = 1.6 - packing.spans[0].start  # recording 1.6 s, inside the pause
+    start, _ = packing.word_interval(samples, packed_pause, packed_pause + 0.6)
+    assert abs(start - 2.0) <= 0.01
