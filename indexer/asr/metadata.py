@@ -33,6 +33,7 @@ from indexer.transcript import Client, Direction, Manager, Role
 SIDECAR_SUFFIX = ".meta.json"
 MANIFEST_COLUMNS = (
     "file", "call_id", "started_at", "direction", "language", "channels", "speaker_rule",
+    "speakers",
     "manager_id", "manager_name", "manager_team", "client_id", "client_name", "client_phone",
 )  # fmt: skip
 UNASSIGNED_MANAGER = "unassigned"
@@ -51,6 +52,9 @@ class CallMetadata(BaseModel):
         default=None, description="Role of each channel, left first: ['manager', 'client']."
     )
     speaker_rule: SpeakerRule | None = None
+    speakers: int | None = Field(
+        default=None, ge=1, le=20, description="How many people speak (mono calls), when known."
+    )
     manager: Manager | None = None
     client: Client | None = None
 
@@ -75,6 +79,7 @@ class ResolvedMetadata:
     speaker_rule: SpeakerRule | None  # None: Settings.asr_speaker_rule
     manager: Manager
     client: Client
+    speakers: int | None = None  # None: diarization estimates it
 
 
 class MetadataSource:
@@ -144,6 +149,7 @@ def resolve(meta: CallMetadata, audio: AudioProbe) -> ResolvedMetadata:
         speaker_rule=meta.speaker_rule,
         manager=meta.manager or Manager(id=UNASSIGNED_MANAGER),
         client=meta.client or Client(),
+        speakers=meta.speakers,
     )
 
 

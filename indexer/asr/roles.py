@@ -4,8 +4,24 @@ Stereo recordings from a PBX carry one party per channel, so the role is a prope
 channel: by default left is the manager and right is the client; a call's metadata can say
 otherwise (``"channels": ["client", "manager"]``).
 
-Mono recordings need diarization, which yields anonymous speakers (``SPEAKER_00``…). They
-become roles by ``Settings.asr_speaker_rule`` (overridable per call):
+Mono recordings need diarization, which yields anonymous speakers (``SPEAKER_01``…). A wrong
+confident role is worse than none (it silently corrupts role search and every metric), so they
+become roles only on evidence (``decide_roles``):
+
+1. **Voiceprint**: the call's manager has an enrolled voiceprint, and exactly one of the two
+   main speakers (the two who talk longest) is at least ``asr_voice_threshold`` similar to it
+   (and clearly more so than the other, by ``VOICE_MARGIN``). That speaker is the manager, the
+   other main speaker the client. When a voiceprint exists and no speaker matches, nothing
+   else decides: the voiceprint says the manager is not (recognisably) in the call.
+2. **Phrases**, only with ``asr_roles_from_phrases`` (off by default, see docs/asr.md) and no
+   voiceprint for the manager: exactly one main speaker says a manager cue in their opening
+   words (``greeting`` below, without its first-speaker fallback).
+3. Otherwise **unassigned**: every role ``unknown``, speakers keep their labels.
+
+``first-is-manager`` / ``first-is-client`` and the greeting rule's first-speaker fallback are
+guesses: they never decide roles on their own. ``speaker_roles`` below is the rule as it was
+(kept for transcripts that ask for it explicitly through ``speaker_roles``); the pipeline uses
+``decide_roles``. Its rules, by ``Settings.asr_speaker_rule`` (overridable per call):
 
 ``greeting`` (default)
     The manager is the one of the two main speakers whose opening words contain a manager
@@ -29,7 +45,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from indexer.transcript import Direction, Role
+from indexer.transcript import Direction, Role, RolesEvidence
 
 DEFAULT_LAYOUT: tuple[Role, ...] = (Role.MANAGER, Role.CLIENT)
 OPENING_WORDS = 30  # how far into a speaker's talk a greeting cue still counts
@@ -123,6 +139,75 @@ def speaker_roles(
     for speaker in main:
         roles[speaker] = Role.MANAGER if speaker == manager else Role.CLIENT
     return roles
+
+
+# The manager speaker must beat the other main speaker's similarity by this much: two voices
+# both close to the voiceprint cannot be told apart by it.
+VOICE_MARGIN = 0.1
+UNASSIGNED_WARNING = "roles unassigned: "  # how a transcript's warning says why
+
+
+@dataclass(frozen=True)
+class RoleDecision:
+    roles: dict[str, Role]
+    evidence: RolesEvidence
+    confidence: float | None
+    reason: str | None = None  # why nothing decided, for the transcript's warnings
+
+
+def decide_roles(
+    main: Sequence[str],
+    similarities: dict[str, float] | None,
+    threshold: float,
+    greeters: Sequence[str] | None,
+) -> RoleDecision:
+    """Roles of the main speakers (longest talk first) from the evidence there is.
+
+    ``similarities``: each main speaker's similarity to the manager's voiceprint, None when the
+    manager has none. ``greeters``: the main speakers who said a manager cue, None when phrases
+    may not decide.
+    """
+    speakers = list(main[:2])
+    unknown = dict.fromkeys(speakers, Role.UNKNOWN)
+    if similarities is not None:
+        ranked = sorted(speakers, key=lambda s: -similarities.get(s, -1.0))
+        if not ranked:
+            return RoleDecision(unknown, RolesEvidence.UNASSIGNED, None, "no speakers")
+        best = ranked[0]
+        score = similarities.get(best, -1.0)
+        runner_up = similarities.get(ranked[1], -1.0) if len(ranked) > 1 else -1.0
+        if score < threshold:
+            return RoleDecision(
+                unknown, RolesEvidence.UNASSIGNED, None,
+                f"no speaker's voice matches the manager's voiceprint (best similarity "
+                f"{score:.2f}, threshold {threshold:.2f})",
+            )  # fmt: skip
+        if score - runner_up < VOICE_MARGIN:
+            return RoleDecision(
+                unknown, RolesEvidence.UNASSIGNED, None,
+                f"two speakers are as close to the manager's voiceprint ({score:.2f}, "
+                f"{runner_up:.2f}): roles not assigned",
+            )  # fmt: skip
+        roles = {s: Role.MANAGER if s == best else Role.CLIENT for s in speakers}
+        return RoleDecision(roles, RolesEvidence.VOICEPRINT, round(min(1.0, score), 3))
+    if greeters is not None and len(greeters) == 1 and greeters[0] in speakers:
+        roles = {s: Role.MANAGER if s == greeters[0] else Role.CLIENT for s in speakers}
+        return RoleDecision(roles, RolesEvidence.PHRASES, None)
+    reason = (
+        "no voiceprint for the call's manager and phrases may not decide roles "
+        "(asr_roles_from_phrases)"
+        if greeters is None
+        else "no voiceprint for the call's manager and no single speaker said a manager cue"
+    )
+    return RoleDecision(unknown, RolesEvidence.UNASSIGNED, None, reason)
+
+
+def greeters_of(
+    spoken: Sequence[SpokenText], main: Sequence[str], cues: Sequence[str]
+) -> list[str]:
+    """The main speakers whose opening words contain a manager cue."""
+    ordered = sorted((s for s in spoken if s.speaker in main), key=lambda s: s.start)
+    return [s for s in main if _greets(s, ordered, cues)]
 
 
 def parse_layout(value: str | Sequence[str]) -> tuple[Role, ...]:

@@ -14,7 +14,7 @@ from indexer.asr.audio import decode, probe
 from indexer.asr.diarization import FixedTurns, read_rttm
 from indexer.asr.metadata import MetadataSource
 from indexer.asr.pipeline import Transcriber
-from indexer.transcript import Call, Role
+from indexer.transcript import Call, Role, RolesEvidence
 
 pytestmark = pytest.mark.asr
 
@@ -101,17 +101,21 @@ def test_real_stereo_recording_left_and_right(transcriber: Transcriber, real_aud
 def test_mono_without_diarization_is_unknown_with_warning(
     transcriber: Transcriber, real_audio: Path
 ) -> None:
-    assert transcriber.diarizer is None, "this environment configures a diarization model"
-    call = _transcribe(transcriber, real_audio / "short_ru.wav")
+    undiarized = Transcriber(transcriber.settings, transcriber.engine, diarizer=None)
+    call = _transcribe(undiarized, real_audio / "short_ru.wav")
     assert call.language == "ru"
     assert normalise(" ".join(u.text for u in call.utterances)).endswith("сети это хорошо")
     assert {u.role for u in call.utterances} == {Role.UNKNOWN}
     assert call.asr.diarization == "none"
-    assert any("no diarization model" in w for w in call.warnings)
+    assert call.asr.roles is RolesEvidence.UNASSIGNED
+    assert any("diarization is off" in w for w in call.warnings)
 
 
-def test_mono_with_diarization_turns_gets_roles(transcriber: Transcriber, real_audio: Path) -> None:
-    """Reference diarization (the recording's RTTM) through the real speaker→role code."""
+def test_mono_with_diarization_turns_follows_the_turns(
+    transcriber: Transcriber, real_audio: Path
+) -> None:
+    """Reference diarization (the recording's RTTM) through the real words → speakers code; no
+    voiceprint for the call's manager, so roles stay unknown and the call says why."""
     turns = read_rttm(real_audio / "phone_call_2spk_en.rttm")
     diarized = Transcriber(transcriber.settings, transcriber.engine, diarizer=FixedTurns(turns))
     call = _transcribe(diarized, real_audio / "phone_call_2spk_en.wav")
@@ -120,11 +124,13 @@ def test_mono_with_diarization_turns_gets_roles(transcriber: Transcriber, real_a
     speakers = {u.speaker for u in call.utterances}
     assert speakers <= {t.speaker for t in turns}
     assert len(speakers) == 2
-    role_of = {u.speaker: u.role for u in call.utterances}
-    assert sorted(role_of.values()) == [Role.CLIENT, Role.MANAGER]
-    # Outbound and no greeting cue in the opening words: the first speaker picked up the phone.
-    first = min(turns, key=lambda t: t.start).speaker
-    assert role_of[first] is Role.CLIENT
+    assert {u.role for u in call.utterances} == {Role.UNKNOWN}
+    assert call.asr.roles is RolesEvidence.UNASSIGNED
+    assert [s.speaker for s in call.asr.speakers] == sorted(
+        {t.speaker for t in turns},
+        key=lambda s: -sum(t.end - t.start for t in turns if t.speaker == s),
+    )
+    assert sum(s.words for s in call.asr.speakers) == sum(len(u.words) for u in call.utterances)
     for utterance in call.utterances:
         for word in utterance.words:
             midpoint = (word.start + word.end) / 2

