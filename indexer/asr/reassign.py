@@ -22,15 +22,12 @@ def reassign(call: Call, voiceprint: list[float] | None, threshold: float) -> Ca
     voices = {s.speaker: s.voice for s in call.asr.speakers if s.voice is not None}
     if len(main) < 2 or any(speaker not in voices for speaker in main):
         return None
-    similarities = (
-        {s: similarity(v, voiceprint) for s, v in voices.items()}
-        if voiceprint is not None
-        else None
-    )
+    if voiceprint is None and call.asr.roles is RolesEvidence.PHRASES:
+        return None  # no voiceprint to say otherwise: the phrases' decision stands
+    similarities = None
+    if voiceprint is not None:
+        similarities = {s: similarity(v, voiceprint) for s, v in voices.items()}
     decision: RoleDecision = decide_roles(main, similarities, threshold, None)
-    if call.asr.roles is RolesEvidence.PHRASES and decision.evidence is RolesEvidence.UNASSIGNED:
-        if voiceprint is None:
-            return None  # no voiceprint to say otherwise: the phrases' decision stands
     role_of = decision.roles
     speakers = [
         s.model_copy(
