@@ -44,7 +44,8 @@ def attribute_words(words: Sequence[Word], turns: Sequence[SpeakerTurn]) -> list
         overlaps = _overlaps(word.start, word.end, turns)
         duration = word.end - word.start
         best = max(overlaps, key=lambda s: overlaps[s], default=None)
-        if best is not None and (duration == 0 or overlaps[best] > MAJORITY * duration):
+        # A millisecond of slack: an even split must not be decided by floating-point noise.
+        if best is not None and (duration == 0 or overlaps[best] > MAJORITY * duration + 1e-3):
             chosen = Attribution(best, ambiguous=False)
         elif best is not None:
             keep = previous if previous in overlaps else best
