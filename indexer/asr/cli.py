@@ -232,10 +232,11 @@ def _voices_delete(args: argparse.Namespace) -> int:
 
 def _voices_reassign(args: argparse.Namespace) -> int:
     from indexer.asr.reassign import reassign
+    from indexer.elastic import backend_errors, connect
     from indexer.errors import EarshotError
-    from indexer.index import backend_errors, connect
-    from indexer.loader import SourcedCall, load_calls
-    from indexer.store import TranscriptStore
+    from indexer.index.loader import load_calls
+    from indexer.index.store import TranscriptStore
+    from indexer.transcript import SourcedCall
 
     settings = get_settings()
     voices = _voice_store(settings)
@@ -256,7 +257,8 @@ def _voices_reassign(args: argparse.Namespace) -> int:
         if not changed:
             return EXIT_OK
         with backend_errors(settings.es_url):
-            loaded = load_calls(connect(settings), settings, changed)
+            es = connect(settings)
+            loaded = load_calls(es, settings, changed, tag=current_tagger(es, settings))
     except EarshotError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
