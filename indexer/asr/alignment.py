@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from indexer.asr.audio import Samples
-from indexer.asr.engine import RecognizedSegment
-from indexer.asr.words import TimedWord
+from indexer.asr.schema import RecognizedSegment, TimedWord
 from indexer.errors import AsrModelError
 from indexer.settings import PROJECT_ROOT
 

@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from indexer.asr.audio import SAMPLE_RATE, Samples
-from indexer.asr.roles import SpeakerTurn
+from indexer.asr.schema import Diarization, SpeakerTurn
 from indexer.errors import AsrModelError
 from indexer.settings import PROJECT_ROOT
 
@@ -37,15 +36,6 @@ NUMBA_CACHE_DIR = PROJECT_ROOT / ".cache" / "numba"
 VOICE_WINDOW_S = 1.5
 VOICE_HOP_S = 0.6
 MIN_VOICE_S = 1.0  # less speech than this says too little about a voice to compare it
-
-
-@dataclass(frozen=True)
-class Diarization:
-    """Who spoke when, as one diarizer run found it."""
-
-    turns: list[SpeakerTurn]
-    speakers_estimated: bool = True  # False: the count was given (metadata)
-    notes: list[str] = field(default_factory=list)  # what the transcript should warn about
 
 
 class Diarizer(Protocol):

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,7 +27,7 @@ import numpy as np
 
 from indexer.asr import packing
 from indexer.asr.audio import SAMPLE_RATE, Samples
-from indexer.asr.words import TimedWord
+from indexer.asr.schema import Chunk, RecognizedSegment, TimedWord
 from indexer.errors import AsrModelError
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -42,22 +41,6 @@ SPEECH_PAD_S = 0.4
 VAD_STEP_S = 2.5
 # Silero: a pause this long ends a region (faster-whisper's batched mode uses the same).
 SILERO_MIN_SILENCE_MS = 160
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """A speech region as the VAD found it (≤ ``chunk_s``), in seconds of the recording."""
-
-    start: float
-    end: float
-
-
-@dataclass(frozen=True)
-class RecognizedSegment:
-    start: float
-    end: float
-    text: str
-    words: tuple[TimedWord, ...] = ()  # empty when the engine gave text only
 
 
 def resolve_device(device: Device) -> Literal["cpu", "cuda"]:

@@ -40,23 +40,30 @@ from indexer.asr.diarization import (
     VoiceEmbedder,
     similarity,
 )
-from indexer.asr.engine import Chunk, Engine, RecognizedSegment, speech_of
+from indexer.asr.engine import Engine, speech_of
 from indexer.asr.ledger import Ledger, file_digest, job_key
 from indexer.asr.metadata import UNASSIGNED_MANAGER, MetadataSource, ResolvedMetadata
 from indexer.asr.roles import (
     UNASSIGNED_WARNING,
-    RoleDecision,
     SpeakerRule,
-    SpeakerTurn,
-    SpokenText,
     channel_roles,
     decide_roles,
     greeters_of,
 )
-from indexer.asr.segmentation import SpeakerWord, merge_in_time_order, split_utterances
-from indexer.asr.speakers import Attribution, attribute_words, talk_by_speaker
+from indexer.asr.schema import (
+    Attribution,
+    Chunk,
+    RecognizedSegment,
+    RoleDecision,
+    SpeakerTurn,
+    SpeakerWord,
+    SpokenText,
+    TimedWord,
+)
+from indexer.asr.segmentation import merge_in_time_order, split_utterances
+from indexer.asr.speakers import attribute_words, talk_by_speaker
 from indexer.asr.voices import VOICE_MODEL, VoiceStore
-from indexer.asr.words import TimedWord, fill_untimed
+from indexer.asr.words import fill_untimed
 from indexer.errors import AsrModelError, AudioError, EarshotError, TranscriptError
 from indexer.files import expand_paths
 from indexer.settings import Settings

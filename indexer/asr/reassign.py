@@ -9,7 +9,8 @@ utterances take the new roles; words, times and speaker labels stay as they are.
 from __future__ import annotations
 
 from indexer.asr.diarization import similarity
-from indexer.asr.roles import UNASSIGNED_WARNING, RoleDecision, decide_roles
+from indexer.asr.roles import UNASSIGNED_WARNING, decide_roles
+from indexer.asr.schema import RoleDecision
 from indexer.transcript import Call, Role, RolesEvidence
 
 

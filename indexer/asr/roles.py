@@ -34,9 +34,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 
+from indexer.asr.schema import RoleDecision, SpokenText
 from indexer.transcript import Role, RolesEvidence
 
 DEFAULT_LAYOUT: tuple[Role, ...] = (Role.MANAGER, Role.CLIENT)
@@ -47,25 +47,6 @@ class SpeakerRule(StrEnum):
     GREETING = "greeting"
     FIRST_IS_MANAGER = "first-is-manager"
     FIRST_IS_CLIENT = "first-is-client"
-
-
-@dataclass(frozen=True)
-class SpeakerTurn:
-    """One stretch of one speaker, as diarization reports it."""
-
-    start: float
-    end: float
-    speaker: str
-
-
-@dataclass(frozen=True)
-class SpokenText:
-    """What a speaker said when: the evidence the speaker→role rule looks at."""
-
-    speaker: str
-    start: float
-    end: float
-    text: str
 
 
 def channel_roles(channels: int, layout: Sequence[Role] | None) -> tuple[Role, ...]:
@@ -82,14 +63,6 @@ def channel_roles(channels: int, layout: Sequence[Role] | None) -> tuple[Role, .
 # both close to the voiceprint cannot be told apart by it.
 VOICE_MARGIN = 0.1
 UNASSIGNED_WARNING = "roles unassigned: "  # how a transcript's warning says why
-
-
-@dataclass(frozen=True)
-class RoleDecision:
-    roles: dict[str, Role]
-    evidence: RolesEvidence
-    confidence: float | None
-    reason: str | None = None  # why nothing decided, for the transcript's warnings
 
 
 def decide_roles(

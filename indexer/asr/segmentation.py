@@ -8,16 +8,9 @@ two words exceeds ``max_pause_s``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
-from indexer.transcript import Role, Utterance, Word
-
-
-@dataclass(frozen=True)
-class SpeakerWord:
-    word: Word
-    speaker: str
-    role: Role
+from indexer.asr.schema import SpeakerWord
+from indexer.transcript import Utterance
 
 
 def split_utterances(words: Sequence[SpeakerWord], max_pause_s: float) -> list[Utterance]:

@@ -21,19 +21,12 @@ it lies in that turn, or the call counts it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from indexer.asr.roles import SpeakerTurn
+from indexer.asr.schema import Attribution, SpeakerTurn
 from indexer.transcript import Word
 
 NEAREST_TURN_S = 1.0
 MAJORITY = 0.5
-
-
-@dataclass(frozen=True)
-class Attribution:
-    speaker: str | None  # None: no turn near enough
-    ambiguous: bool
 
 
 def attribute_words(words: Sequence[Word], turns: Sequence[SpeakerTurn]) -> list[Attribution]:

@@ -8,23 +8,9 @@ word's start, so those words get times interpolated from their timed neighbours.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from indexer.asr.schema import TimedWord
 from indexer.transcript import Word
-
-
-@dataclass(frozen=True)
-class TimedWord:
-    """A recognised word as an engine reports it; times are None when it could not time it."""
-
-    text: str
-    start: float | None
-    end: float | None
-    score: float | None = None
-
-    @property
-    def timed(self) -> bool:
-        return self.start is not None and self.end is not None
 
 
 def fill_untimed(words: Sequence[TimedWord], span_start: float, span_end: float) -> list[Word]:

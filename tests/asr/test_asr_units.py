@@ -17,19 +17,12 @@ from indexer.asr.audio import SAMPLE_RATE, decode, probe
 from indexer.asr.ledger import Ledger, job_key
 from indexer.asr.metadata import MetadataSource, call_id_from_path
 from indexer.asr.reassign import reassign
-from indexer.asr.roles import (
-    UNASSIGNED_WARNING,
-    RoleDecision,
-    SpeakerTurn,
-    SpokenText,
-    channel_roles,
-    decide_roles,
-    greeters_of,
-)
-from indexer.asr.segmentation import SpeakerWord, merge_in_time_order, split_utterances
+from indexer.asr.roles import UNASSIGNED_WARNING, channel_roles, decide_roles, greeters_of
+from indexer.asr.schema import RoleDecision, SpeakerTurn, SpeakerWord, SpokenText, TimedWord
+from indexer.asr.segmentation import merge_in_time_order, split_utterances
 from indexer.asr.speakers import attribute_words
 from indexer.asr.voices import VOICE_MODEL, VoiceprintError, VoiceStore
-from indexer.asr.words import TimedWord, fill_untimed
+from indexer.asr.words import fill_untimed
 from indexer.errors import AudioError, TranscriptError
 from indexer.transcript import Direction, Role, RolesEvidence, Word
 
