@@ -125,7 +125,7 @@ class Settings(BaseSettings):
         description="Managers' voiceprints (python -m indexer voices); unset: <store_dir>/voices.",
     )
     asr_voice_threshold: float = Field(
-        default=0.6,
+        default=0.75,
         gt=0,
         le=1,
         description="Least cosine similarity of a speaker to the manager's voiceprint for the "

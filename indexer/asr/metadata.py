@@ -64,7 +64,13 @@ class CallMetadata(BaseModel):
         return parse_layout(value) if isinstance(value, str) else value
 
     def overridden_by(self, other: CallMetadata) -> CallMetadata:
-        return self.model_copy(update=other.model_dump(exclude_none=True, exclude_unset=True))
+        # Validated again, not model_copy(update=...): that would leave nested models (manager,
+        # client) as the plain dicts model_dump made of them.
+        merged = {
+            **self.model_dump(exclude_none=True),
+            **other.model_dump(exclude_none=True, exclude_unset=True),
+        }
+        return CallMetadata.model_validate(merged)
 
 
 @dataclass(frozen=True)

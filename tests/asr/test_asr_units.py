@@ -132,6 +132,16 @@ def _decide(
     return decide_roles(["A", "B"], similarities, 0.6, greeters)
 
 
+def test_sidecar_metadata_keeps_its_parties_as_models(tmp_path: Path) -> None:
+    recording = _wav(tmp_path / "call.wav", channels=1)
+    (tmp_path / "call.meta.json").write_text(
+        json.dumps({"manager": {"id": "m-anna", "name": "Anna"}, "speakers": 2})
+    )
+    found = MetadataSource().lookup(probe(recording))
+    assert found.manager.id == "m-anna"
+    assert found.speakers == 2
+
+
 def test_the_voiceprint_decides_only_a_clear_match() -> None:
     found = _decide({"A": 0.2, "B": 0.81})
     assert found.roles == {"A": Role.CLIENT, "B": Role.MANAGER}
