@@ -177,6 +177,10 @@ def test_one_speaker_three_speakers_long_silence_and_a_corrupt_file(
     pitched = _channel(test_audio / "ru_mono_call.flac", 1, 8.0, 12.6)
     espeak = _channel(test_audio / "en_call.wav", 0, 0.3, 5.5)
     _mono_file(folder / "a_one.wav", [festival, silence, festival])
+    # senko splits one voice into several clusters when it must estimate the count on 12 s
+    # (3 here): the metadata says how many speak, as a PBX export or CRM can.
+    (folder / "a_one.meta.json").write_text(json.dumps({"speakers": 1}))
+    _mono_file(folder / "a_one_estimated.wav", [festival, silence, festival])
     _mono_file(folder / "b_three.wav", [festival, silence, pitched, silence, espeak, silence,
                                         festival, silence, pitched, silence, espeak])  # fmt: skip
     _mono_file(
@@ -191,7 +195,7 @@ def test_one_speaker_three_speakers_long_silence_and_a_corrupt_file(
     print(f"\n{summary.line()}\n{summary.failures}")
     for call in calls.values():
         print(call.call_id, [(s.speaker, s.talk_s) for s in call.asr.speakers], call.warnings)
-    assert summary.transcribed == 3
+    assert summary.transcribed == 4
     assert len(summary.failures) == 1
     assert "d_corrupt.wav" in summary.failures[0]
 
@@ -199,6 +203,11 @@ def test_one_speaker_three_speakers_long_silence_and_a_corrupt_file(
     assert len(one.asr.speakers) == 1
     assert one.asr.roles is RolesEvidence.UNASSIGNED
     assert any("one speaker" in w for w in one.warnings)
+
+    # Estimated, the count can be too high, but the result stays clear: no role is guessed.
+    estimated = calls["a_one_estimated"]
+    assert {u.role for u in estimated.utterances} == {Role.UNKNOWN}
+    assert estimated.asr.roles is RolesEvidence.UNASSIGNED
 
     three = calls["b_three"]
     assert len(three.asr.speakers) >= 3
