@@ -39,7 +39,6 @@ from indexer.errors import (
     TrackerConflictError,
     TrackerNotFoundError,
 )
-from indexer.settings import Settings
 
 log = logging.getLogger("earshot.api")
 
@@ -71,17 +70,24 @@ def _conflict(_: Request, exc: Exception) -> JSONResponse:
 
 
 def _backend_error(request: Request, exc: Exception) -> JSONResponse:
+    """The one place a backend failure becomes an answer. Messages of SearchBackendError are
+    written for clients (indexer.elastic.backend_errors keeps the address and exception types
+    in the log); any other text is never shown."""
     assert isinstance(exc, SearchBackendError)
-    settings: Settings = request.app.state.settings
     cause = exc.__cause__
     timed_out = (
         isinstance(exc, SearchTimeoutError)
         or isinstance(cause, elastic_transport.ConnectionTimeout)  # our request timeout
         or (isinstance(cause, ApiError) and cause.meta.status == 504)  # the cluster's timeout
     )
-    log.warning("search backend %s: %s", "timed out" if timed_out else "unavailable", exc)
-    # The cluster's address (and any credentials in it) stays in the log.
-    message = str(exc).replace(f" at {settings.es_url}", "")
+    log.warning(
+        "search backend %s on %s %s: %s",
+        "timed out" if timed_out else "unavailable",
+        request.method,
+        request.url.path,
+        exc,
+    )
+    message = str(exc)
     if timed_out:
         return JSONResponse(
             status_code=504,

@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api.errors import document_errors, install_error_handlers
+from api.head import HeadAsGet
 from api.routes import calls, export, health, search, trackers, web
 from api.security import ApiKeys, RequestLimits, authorize, reject_unknown_parameters
 from api.security.signing import UrlSigner, install_log_redaction
@@ -50,6 +51,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # A redirect to the path without its trailing slash would be built from the request's
+        # Host header (an open redirect); such a path is a plain 404 instead.
+        redirect_slashes=False,
         # Every route: a key (unless @public; writes need an admin key), declared parameters only.
         dependencies=[Depends(authorize), Depends(reject_unknown_parameters)],
         # Served by api/routes/web.py from packaged assets (no CDN), the schema behind a key.
@@ -66,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         secret.get_secret_value() if secret else None, settings.audio_url_ttl_s
     )
     install_log_redaction()
+    app.add_middleware(HeadAsGet)
     app.add_middleware(
         RequestLimits,
         max_url_length=settings.max_url_length,
