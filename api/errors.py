@@ -3,7 +3,7 @@
 QueryError, bad or unknown parameters   → 400
 no or unknown API key                   → 401   (api/security/keys.py)
 read key on a write                     → 403   (api/security/keys.py)
-unknown call or tracker, no recording   → 404
+unknown call, tracker or job, no rec.   → 404
 tracker id taken, too many trackers     → 409
 URL / body over the limits              → 414 / 413   (api/security/limits.py)
 SearchBackendError                      → 503
@@ -33,6 +33,7 @@ from api.schemas import Problem
 from api.security import SAFE_METHODS, api_routes, is_public, require_admin, uses_dependency
 from indexer.errors import (
     CallNotFoundError,
+    JobNotFoundError,
     QueryError,
     SearchBackendError,
     SearchTimeoutError,
@@ -60,7 +61,7 @@ def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 def _not_found(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, CallNotFoundError | TrackerNotFoundError)
+    assert isinstance(exc, CallNotFoundError | TrackerNotFoundError | JobNotFoundError)
     return JSONResponse(status_code=404, content={"detail": str(exc)})
 
 
@@ -126,6 +127,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(CallNotFoundError, _not_found)
     app.add_exception_handler(TrackerNotFoundError, _not_found)
+    app.add_exception_handler(JobNotFoundError, _not_found)
     app.add_exception_handler(TrackerConflictError, _conflict)
     app.add_exception_handler(SearchBackendError, _backend_error)
     app.add_exception_handler(Exception, _internal_error)

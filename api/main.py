@@ -13,11 +13,12 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api.errors import document_errors, install_error_handlers
 from api.head import HeadAsGet
-from api.routes import calls, export, health, search, trackers, web
+from api.routes import calls, export, health, jobs, search, trackers, web
 from api.security import ApiKeys, RequestLimits, authorize, reject_unknown_parameters
 from api.security.signing import UrlSigner, install_log_redaction
 from indexer.elastic import connect
 from indexer.settings import Settings, get_settings
+from indexer.trackers.jobs import JobWorker
 
 log = logging.getLogger("earshot.api")
 
@@ -40,7 +41,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Tracker jobs run on a thread of their own, with a client of their own; jobs left
+        # unfinished by a previous process are picked up first.
+        worker = JobWorker(_es_client(settings), settings)
+        app.state.job_worker = worker
+        worker.start()
         yield
+        worker.stop()
+        worker.es.close()
+        app.state.job_worker = None
         app.state.es.close()
         # A client that opens no connection until used: an app whose lifespan runs again (a
         # test client per request does that) must not be left with a closed one.
@@ -91,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(search.router)
     app.include_router(export.router)
     app.include_router(trackers.router)
+    app.include_router(jobs.router)
     app.include_router(calls.router)
     app.include_router(health.router)
     web.install(app)
