@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from elasticsearch import ConflictError, Elasticsearch, NotFoundError, helpers
+from elasticsearch import ApiError, ConflictError, Elasticsearch, NotFoundError, helpers
 from pydantic import ValidationError
 
 from indexer.elastic import backend_errors
@@ -111,7 +111,14 @@ def _claim(
     index = jobs_index(settings.calls_alias)
     ensure_index(es, index, JOBS_MAPPING)
     for _ in range(REGISTRY_ATTEMPTS):
-        registry = _read_registry(es, settings)
+        try:
+            registry = _read_registry(es, settings)
+        except ApiError as exc:
+            # The jobs index another writer has just created: its shard starts in a moment.
+            if exc.meta.status != 503:
+                raise
+            time.sleep(0.05)
+            continue
         ids = change(registry.tracker_ids)
         document = {
             "kind": "registry",
