@@ -10,6 +10,7 @@ import csv
 import io
 import logging
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -220,3 +221,88 @@ def test_a_trailing_slash_is_never_redirected_to_the_host_header(api: TestClient
         assert answer.status_code == 404, path
         assert "location" not in answer.headers
         assert answer.headers["content-type"] == "application/json"
+
+
+# --- 4. A real deadline ---------------------------------------------------------------------------
+
+
+def heavy_calls(count: int) -> list[Call]:
+    """Long utterances over a small vocabulary: every word occurs everywhere, so prefix NEARs
+    match every utterance in many ways (Elasticsearch takes seconds on them, and each call
+    brings back every utterance per match)."""
+    vocabulary = [f"{a}{b}x" for a in "pqrst" for b in "aeiou"]
+    calls = []
+    for number in range(count):
+        turns = [
+            (
+                "client" if turn % 2 else "manager",
+                " ".join(
+                    vocabulary[(number * 7 + turn * 13 + word * 17) % 25] for word in range(200)
+                ),
+            )
+            for turn in range(10)
+        ]
+        calls.append(make_call(f"heavy-{number:03d}", turns))
+    return calls
+
+
+HEAVY_PAIRS = [
+    "pa* NEAR/50 qe*",
+    "ri* NEAR/50 so*",
+    "tu* NEAR/50 pe*",
+    "qa* NEAR/50 ru*",
+    "si* NEAR/50 to*",
+    "po* NEAR/50 qi*",
+    "ra* NEAR/50 se*",
+    "ti* NEAR/50 pu*",
+]
+HEAVY_QUERY = " OR ".join(HEAVY_PAIRS)
+
+
+def _our_search_tasks(es: Any, alias: str) -> list[str]:
+    listing = es.tasks.list(actions="*search*", detailed=True)
+    return [
+        task_id
+        for node in listing["nodes"].values()
+        for task_id, task in node["tasks"].items()
+        if task.get("headers", {}).get("X-Opaque-Id", "").startswith(f"earshot:{alias}:")
+    ]
+
+
+def test_a_heavy_search_answers_504_within_the_budget_and_its_task_is_cancelled(
+    es: Any, settings: Settings, index_calls: Load
+) -> None:
+    index_calls(*heavy_calls(30))
+    budget_s = 0.5
+    tight = settings.model_copy(update={"es_search_timeout_s": budget_s})
+    with TestClient(create_app(tight)) as api:
+        for path in ("/v1/search", "/v1/search.csv"):
+            started = time.monotonic()
+            answer = api.get(
+                path, params={"q": HEAVY_QUERY, **({"size": 100} if path == "/v1/search" else {})}
+            )
+            took_s = time.monotonic() - started
+            assert answer.status_code == 504, answer.text[:300]
+            assert "took too long" in answer.json()["detail"]
+            # The budget plus the app's own work on a shared, busy machine; Elasticsearch
+            # alone needs several seconds for this query.
+            assert took_s < budget_s + 2.0, took_s
+    deadline = time.monotonic() + 10
+    while _our_search_tasks(es, settings.calls_alias):
+        assert time.monotonic() < deadline, "the search task is still running in Elasticsearch"
+        time.sleep(0.1)
+
+
+def test_the_same_heavy_search_is_genuinely_heavy(settings: Settings, index_calls: Load) -> None:
+    """The control for the test above: with a generous budget the same query takes longer
+    than that test's bound, so its 504 came from the deadline, not from a quick failure."""
+    index_calls(*heavy_calls(30))
+    generous = settings.model_copy(
+        update={"es_search_timeout_s": 120.0, "es_request_timeout_s": 130.0}
+    )
+    with TestClient(create_app(generous)) as api:
+        started = time.monotonic()
+        answer = api.get("/v1/search", params={"q": HEAVY_QUERY, "size": 100})
+        took_s = time.monotonic() - started
+    assert answer.status_code == 200
+    assert took_s > 2.5, took_s
