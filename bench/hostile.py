@@ -38,8 +38,11 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def serve(env: Mapping[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    """A real uvicorn serving the API with ``env`` on 127.0.0.1:port; waits until it answers."""
+def serve(
+    env: Mapping[str, str], port: int, log: Path, code: Path = ROOT
+) -> subprocess.Popen[bytes]:
+    """A real uvicorn serving the API of the checkout ``code`` with ``env`` on
+    127.0.0.1:port; waits until it answers."""
     server = subprocess.Popen(
         [
             sys.executable,
@@ -54,8 +57,8 @@ def serve(env: Mapping[str, str], port: int, log: Path) -> subprocess.Popen[byte
             "--log-level",
             "warning",
         ],
-        cwd=ROOT,
-        env={**os.environ, **env},
+        cwd=code,  # first on sys.path: that checkout's api and indexer are served
+        env={**os.environ, **env, "PYTHONPATH": str(code)},
         stdout=subprocess.DEVNULL,
         stderr=open(log, "wb"),  # noqa: SIM115 - closed with the process
     )
