@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+import elastic_transport
 from elasticsearch import ApiError, Elasticsearch, NotFoundError
 from pydantic import BaseModel, Field
 
@@ -224,7 +225,7 @@ class JobWorker:
                     continue
             except StopRequestedError:
                 return
-            except (ApiError, EarshotError, OSError) as exc:
+            except (ApiError, elastic_transport.TransportError, EarshotError, OSError) as exc:
                 # Elasticsearch away for a while: the job stays unfinished and is retried.
                 log.warning("tracker jobs: %s", describe(exc))
             self._wake.wait(POLL_S)
