@@ -3,7 +3,7 @@
 QueryError, bad or unknown parameters   → 400
 no or unknown API key                   → 401   (api/security/keys.py)
 read key on a write                     → 403   (api/security/keys.py)
-unknown call or tracker, no recording   → 404
+unknown call, tracker or job, no rec.   → 404
 tracker id taken, too many trackers     → 409
 URL / body over the limits              → 414 / 413   (api/security/limits.py)
 SearchBackendError                      → 503
@@ -33,13 +33,13 @@ from api.schemas import Problem
 from api.security import SAFE_METHODS, api_routes, is_public, require_admin, uses_dependency
 from indexer.errors import (
     CallNotFoundError,
+    JobNotFoundError,
     QueryError,
     SearchBackendError,
     SearchTimeoutError,
     TrackerConflictError,
     TrackerNotFoundError,
 )
-from indexer.settings import Settings
 
 log = logging.getLogger("earshot.api")
 
@@ -61,7 +61,7 @@ def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 def _not_found(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, CallNotFoundError | TrackerNotFoundError)
+    assert isinstance(exc, CallNotFoundError | TrackerNotFoundError | JobNotFoundError)
     return JSONResponse(status_code=404, content={"detail": str(exc)})
 
 
@@ -71,17 +71,24 @@ def _conflict(_: Request, exc: Exception) -> JSONResponse:
 
 
 def _backend_error(request: Request, exc: Exception) -> JSONResponse:
+    """The one place a backend failure becomes an answer. Messages of SearchBackendError are
+    written for clients (indexer.elastic.backend_errors keeps the address and exception types
+    in the log); any other text is never shown."""
     assert isinstance(exc, SearchBackendError)
-    settings: Settings = request.app.state.settings
     cause = exc.__cause__
     timed_out = (
         isinstance(exc, SearchTimeoutError)
         or isinstance(cause, elastic_transport.ConnectionTimeout)  # our request timeout
         or (isinstance(cause, ApiError) and cause.meta.status == 504)  # the cluster's timeout
     )
-    log.warning("search backend %s: %s", "timed out" if timed_out else "unavailable", exc)
-    # The cluster's address (and any credentials in it) stays in the log.
-    message = str(exc).replace(f" at {settings.es_url}", "")
+    log.warning(
+        "search backend %s on %s %s: %s",
+        "timed out" if timed_out else "unavailable",
+        request.method,
+        request.url.path,
+        exc,
+    )
+    message = str(exc)
     if timed_out:
         return JSONResponse(
             status_code=504,
@@ -120,6 +127,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(CallNotFoundError, _not_found)
     app.add_exception_handler(TrackerNotFoundError, _not_found)
+    app.add_exception_handler(JobNotFoundError, _not_found)
     app.add_exception_handler(TrackerConflictError, _conflict)
     app.add_exception_handler(SearchBackendError, _backend_error)
     app.add_exception_handler(Exception, _internal_error)

@@ -12,11 +12,13 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api.errors import document_errors, install_error_handlers
-from api.routes import calls, export, health, search, trackers, web
+from api.head import HeadAsGet
+from api.routes import calls, export, health, jobs, search, trackers, web
 from api.security import ApiKeys, RequestLimits, authorize, reject_unknown_parameters
 from api.security.signing import UrlSigner, install_log_redaction
 from indexer.elastic import connect
 from indexer.settings import Settings, get_settings
+from indexer.trackers.jobs import JobWorker
 
 log = logging.getLogger("earshot.api")
 
@@ -39,7 +41,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Tracker jobs run on a thread of their own, with a client of their own; jobs left
+        # unfinished by a previous process are picked up first.
+        worker = JobWorker(_es_client(settings), settings)
+        app.state.job_worker = worker
+        worker.start()
         yield
+        worker.stop()
+        worker.es.close()
+        app.state.job_worker = None
         app.state.es.close()
         # A client that opens no connection until used: an app whose lifespan runs again (a
         # test client per request does that) must not be left with a closed one.
@@ -50,6 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # A redirect to the path without its trailing slash would be built from the request's
+        # Host header (an open redirect); such a path is a plain 404 instead.
+        redirect_slashes=False,
         # Every route: a key (unless @public; writes need an admin key), declared parameters only.
         dependencies=[Depends(authorize), Depends(reject_unknown_parameters)],
         # Served by api/routes/web.py from packaged assets (no CDN), the schema behind a key.
@@ -66,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         secret.get_secret_value() if secret else None, settings.audio_url_ttl_s
     )
     install_log_redaction()
+    app.add_middleware(HeadAsGet)
     app.add_middleware(
         RequestLimits,
         max_url_length=settings.max_url_length,
@@ -86,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(search.router)
     app.include_router(export.router)
     app.include_router(trackers.router)
+    app.include_router(jobs.router)
     app.include_router(calls.router)
     app.include_router(health.router)
     web.install(app)

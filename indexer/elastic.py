@@ -9,11 +9,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import elastic_transport
 from elasticsearch import ApiError, Elasticsearch
 
-from indexer.errors import SearchBackendError
+from indexer.errors import SearchBackendError, SearchTimeoutError
 from indexer.settings import Settings
 
 INITIAL_BACKOFF_S = 0.5
@@ -34,22 +35,38 @@ def connect(settings: Settings) -> Elasticsearch:
     )
 
 
+def redact_url(url: str) -> str:
+    """A URL fit for a message or a log: any user and password removed."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 @contextmanager
 def backend_errors(es_url: str) -> Iterator[None]:
-    """Turn transport failures into one clear SearchBackendError naming the cluster."""
+    """Turn transport failures into one clear SearchBackendError (SearchTimeoutError when the
+    cluster was too slow). The message is fit for any client: it names neither the cluster's
+    address nor its exception types; those go to the log, the address without credentials."""
     try:
         yield
     except elastic_transport.ConnectionError as exc:
-        raise SearchBackendError(
-            f"Elasticsearch at {es_url} is unreachable ({exc.message})"
-        ) from exc
+        log.warning("Elasticsearch at %s is unreachable: %s", redact_url(es_url), exc.message)
+        raise SearchBackendError("Elasticsearch is unreachable") from exc
     except elastic_transport.ConnectionTimeout as exc:
-        raise SearchBackendError(f"Elasticsearch at {es_url} timed out") from exc
+        log.warning("Elasticsearch at %s did not answer in time", redact_url(es_url))
+        raise SearchTimeoutError("Elasticsearch did not answer in time") from exc
     except ApiError as exc:
         if exc.meta.status >= 500 or exc.meta.status == 429:
-            raise SearchBackendError(
-                f"Elasticsearch at {es_url} failed: {exc.meta.status} {exc.message}"
-            ) from exc
+            log.warning("Elasticsearch at %s failed: %s", redact_url(es_url), describe(exc))
+            if exc.meta.status == 504:
+                raise SearchTimeoutError("Elasticsearch did not answer in time") from exc
+            raise SearchBackendError(f"Elasticsearch failed (status {exc.meta.status})") from exc
         raise
 
 
@@ -94,9 +111,14 @@ class Backoff:
             self._failing_since = now
         left = self.deadline_s - (now - self._failing_since)
         if left <= 0:
+            log.error(
+                "Elasticsearch at %s still failing after %.0f s: %s",
+                redact_url(self.es_url),
+                self.deadline_s,
+                reason,
+            )
             raise SearchBackendError(
-                f"Elasticsearch at {self.es_url} still failing after {self.deadline_s:.0f} s "
-                f"({reason}); gave up on {what}"
+                f"Elasticsearch still failing after {self.deadline_s:.0f} s; gave up on {what}"
             )
         delay = min(self.max_backoff_s, INITIAL_BACKOFF_S * 2**self._attempt, left)
         log.warning(

@@ -11,6 +11,7 @@
     ├── QueryError             a search query the user typed cannot be understood
     ├── TrackerNotFoundError   no tracker with that id
     ├── TrackerConflictError   a tracker with that id exists, or there are as many as allowed
+    ├── JobNotFoundError       no tracker job with that id
     ├── AudioError             a recording cannot be decoded or is unusable
     └── AsrModelError          the configured ASR model cannot be used (missing, no CUDA)
 
@@ -74,6 +75,12 @@ class TrackerNotFoundError(EarshotError):
     def __init__(self, tracker_id: str) -> None:
         self.tracker_id = tracker_id
         super().__init__(f"no tracker with id '{tracker_id}'")
+
+
+class JobNotFoundError(EarshotError):
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"no job with id '{job_id}'")
 
 
 class TrackerConflictError(EarshotError):

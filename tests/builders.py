@@ -3,6 +3,7 @@ a hit must report can be computed from the word's position."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -94,3 +95,35 @@ def search(api: TestClient, q: str, **params: Any) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+FINISHED_JOB_STATES = {"done", "superseded", "failed"}
+
+
+def wait_for_job(
+    api: TestClient, location: str, timeout_s: float = 60.0, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Poll a tracker job (``Location`` of a 202) until it is finished; its last state."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        response = api.get(location, headers=headers)
+        assert response.status_code == 200, response.text
+        job: dict[str, Any] = response.json()
+        if job["state"] in FINISHED_JOB_STATES:
+            return job
+        assert time.monotonic() < deadline, f"job still {job['state']} after {timeout_s} s"
+        time.sleep(0.05)
+
+
+def tracker_write(
+    api: TestClient, method: str, path: str, body: dict[str, Any] | None = None, **kwargs: Any
+) -> dict[str, Any]:
+    """A tracker write, which must be accepted (202), waited for until its job is done; the
+    answer's body (``tracker`` and ``job``, the job as it ended)."""
+    response = api.request(method, path, json=body, **kwargs)
+    assert response.status_code == 202, response.text
+    accepted: dict[str, Any] = response.json()
+    assert response.headers["location"] == f"/v1/jobs/{accepted['job']['id']}"
+    accepted["job"] = wait_for_job(api, response.headers["location"], headers=kwargs.get("headers"))
+    assert accepted["job"]["state"] == "done", accepted["job"]
+    return accepted

@@ -164,7 +164,12 @@ def get_call_audio(
                 "reindex); under redaction=bleep the original is never served",
             ) from exc
         raise
-    size = path.stat().st_size
+    try:
+        size = path.stat().st_size
+    except OSError as exc:  # removed since it was found
+        raise HTTPException(
+            status_code=404, detail="the recording is not in the audio store"
+        ) from exc
     if range_ is not None:
         _check_range(range_, size)
     media_type = mimetypes.guess_type(path.name)[0] or ""

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+
 import elastic_transport
 from elasticsearch import ApiError
 from fastapi import APIRouter
@@ -7,7 +9,10 @@ from fastapi.responses import JSONResponse
 
 from api.deps import EsDep, SettingsDep
 from api.schemas import Health
-from api.security import public, redact_url
+from api.security import public
+from indexer.elastic import describe, redact_url
+
+log = logging.getLogger("earshot.api")
 
 router = APIRouter(tags=["health"])
 
@@ -32,7 +37,8 @@ def readyz(es: EsDep, settings: SettingsDep) -> Health | JSONResponse:
             return Health(status="ready")
         detail = f"the calls alias '{settings.calls_alias}' does not exist: load transcripts"
     except (elastic_transport.TransportError, ApiError) as exc:
-        detail = f"Elasticsearch at {redact_url(settings.es_url)} is unreachable: {exc}"
+        log.warning("readyz: Elasticsearch at %s: %s", redact_url(settings.es_url), describe(exc))
+        detail = "Elasticsearch is unreachable"
     return JSONResponse(
         status_code=503, content=Health(status="not ready", detail=detail).model_dump()
     )

@@ -1,19 +1,23 @@
 """``/v1/trackers``: named sets of phrases watched across every call (``indexer.trackers``).
 
-Reading needs any API key, writing an admin key. A write answers once the calls' ``trackers``
-tags follow the change.
+Reading needs any API key, writing an admin key. A write is stored at once and answers 202
+with a job (``Location: /v1/jobs/{id}``); the API's worker then makes the calls' ``trackers``
+tags follow it (``indexer.trackers.jobs``).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from api.deps import AdminAccess, EsDep, SettingsDep
 from api.schemas import Problem
 from indexer.search import parse_date_param
-from indexer.trackers.changes import create_tracker, delete_tracker, replace_tracker
+from indexer.trackers.changes import record_create, record_delete, record_replace
+from indexer.trackers.jobs import Job, JobAction, enqueue
 from indexer.trackers.model import Tracker, TrackerCreate, TrackerList, TrackerSpec
 from indexer.trackers.stats import GroupBy, TrackerStats, tracker_stats
 from indexer.trackers.storage import get_tracker, list_trackers
@@ -30,16 +34,49 @@ which at least one of its phrases is said; an utterance saying a phrase twice, o
 is one mention."""
 
 
+class TrackerChange(BaseModel):
+    """A tracker write as taken: the tracker now stored (none after a delete), and the job
+    that re-tags the calls (poll it at ``Location``)."""
+
+    tracker: Tracker | None
+    job: Job = Field(description="Also at /v1/jobs/{id}: state and progress.")
+
+
+ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {
+        "description": "Stored; the calls are re-tagged by the job the `Location` header names.",
+        "headers": {"Location": {"schema": {"type": "string"}, "description": "/v1/jobs/{id}"}},
+    }
+}
+
+
+def _accepted(request: Request, tracker: Tracker | None, job: Job) -> JSONResponse:
+    worker = getattr(request.app.state, "job_worker", None)
+    if worker is not None:
+        worker.wake()
+    change = TrackerChange(tracker=tracker, job=job)
+    return JSONResponse(
+        status_code=202,
+        content=change.model_dump(mode="json"),
+        headers={"Location": f"/v1/jobs/{job.id}"},
+    )
+
+
 @router.post(
     "",
-    status_code=201,
-    response_model=Tracker,
+    status_code=202,
+    response_model=TrackerChange,
     dependencies=[AdminAccess],
-    responses={409: {"model": Problem, "description": "The id is taken, or too many trackers."}},
-    summary="Create a tracker; every call already indexed that mentions it is tagged at once",
+    responses={
+        **ACCEPTED,
+        409: {"model": Problem, "description": "The id is taken, or too many trackers."},
+    },
+    summary="Create a tracker; a job tags every call already indexed that mentions it",
 )
-def create(spec: TrackerCreate, es: EsDep, settings: SettingsDep) -> Tracker:
-    return create_tracker(es, settings, spec)
+def create(spec: TrackerCreate, request: Request, es: EsDep, settings: SettingsDep) -> JSONResponse:
+    tracker = record_create(es, settings, spec)
+    job = enqueue(es, settings, tracker.id, JobAction.CREATE, tracker.version)
+    return _accepted(request, tracker, job)
 
 
 @router.get("", response_model=TrackerList, summary="Every tracker, by id")
@@ -54,26 +91,34 @@ def get_one(tracker_id: TrackerId, es: EsDep, settings: SettingsDep) -> Tracker:
 
 @router.put(
     "/{tracker_id}",
-    response_model=Tracker,
+    status_code=202,
+    response_model=TrackerChange,
     dependencies=[AdminAccess],
-    responses=NOT_FOUND,
-    summary="Change a tracker (name, phrases, role, mode); calls are re-tagged",
+    responses={**ACCEPTED, **NOT_FOUND},
+    summary="Change a tracker (name, phrases, role, mode); a job re-tags the calls",
 )
-def replace(tracker_id: TrackerId, spec: TrackerSpec, es: EsDep, settings: SettingsDep) -> Tracker:
-    return replace_tracker(es, settings, tracker_id, spec)
+def replace(
+    tracker_id: TrackerId, spec: TrackerSpec, request: Request, es: EsDep, settings: SettingsDep
+) -> JSONResponse:
+    tracker = record_replace(es, settings, tracker_id, spec)
+    job = enqueue(es, settings, tracker_id, JobAction.REPLACE, tracker.version)
+    return _accepted(request, tracker, job)
 
 
 @router.delete(
     "/{tracker_id}",
-    status_code=204,
-    response_class=Response,
+    status_code=202,
+    response_model=TrackerChange,
     dependencies=[AdminAccess],
-    responses=NOT_FOUND,
-    summary="Delete a tracker and its tag from every call",
+    responses={**ACCEPTED, **NOT_FOUND},
+    summary="Delete a tracker; a job removes its tag from every call",
 )
-def delete(tracker_id: TrackerId, es: EsDep, settings: SettingsDep) -> Response:
-    delete_tracker(es, settings, tracker_id)
-    return Response(status_code=204)
+def delete(
+    tracker_id: TrackerId, request: Request, es: EsDep, settings: SettingsDep
+) -> JSONResponse:
+    version = record_delete(es, settings, tracker_id)
+    job = enqueue(es, settings, tracker_id, JobAction.DELETE, version)
+    return _accepted(request, None, job)
 
 
 @router.get(

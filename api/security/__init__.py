@@ -15,7 +15,6 @@ from api.security.keys import (
     authorize,
     is_public,
     public,
-    redact_url,
     require_admin,
 )
 from api.security.limits import (
@@ -24,6 +23,7 @@ from api.security.limits import (
     reject_unknown_parameters,
     uses_dependency,
 )
+from indexer.elastic import redact_url
 
 __all__ = [
     "KEY_HEADER",

@@ -43,6 +43,10 @@ def confined_file(uri: str, root: Path) -> Path:
         ) from exc
     if not target.is_relative_to(base):
         raise HTTPException(status_code=403, detail="the recording lies outside the audio root")
-    if not target.is_file():
+    try:
+        found = target.is_file()
+    except OSError:  # a name past the system's limits (ENAMETOOLONG), an unreadable directory
+        found = False
+    if not found:
         raise HTTPException(status_code=404, detail="the recording is not in the audio store")
     return target

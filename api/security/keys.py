@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import HTTPException, Request
 from fastapi.routing import APIRoute
@@ -216,16 +215,3 @@ def _log_refusal(request: Request, status: int, why: str) -> None:
     log.info(
         "refused %s %s from %s: %d (%s)", request.method, request.url.path, client, status, why
     )
-
-
-def redact_url(url: str) -> str:
-    """A URL fit for a message or a log: any user and password removed."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid URL>"
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit(parts._replace(netloc=netloc))

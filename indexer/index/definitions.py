@@ -51,20 +51,23 @@ def index_definition() -> dict[str, Any]:
 
 def ensure_index(es: Elasticsearch, index: str, definition_name: str) -> None:
     """Create a small side index (trackers, tombstones) from ``mappings/`` unless it exists."""
-    if es.indices.exists(index=index):
-        return
-    definition = read_definition(definition_name)
-    try:
-        es.indices.create(
-            index=index,
-            settings=definition["settings"],
-            mappings=definition["mappings"],
-            wait_for_active_shards="1",
-        )
-    except ApiError as exc:
-        # Two writers racing to create it both succeed: the loser's "already exists" is fine.
-        if exc.meta.status != 400 or "resource_already_exists" not in str(exc.body):
-            raise
+    if not es.indices.exists(index=index):
+        definition = read_definition(definition_name)
+        try:
+            es.indices.create(
+                index=index,
+                settings=definition["settings"],
+                mappings=definition["mappings"],
+                wait_for_active_shards="1",
+            )
+            return
+        except ApiError as exc:
+            # Two writers racing to create it both succeed: the loser's "already exists" is
+            # fine.
+            if exc.meta.status != 400 or "resource_already_exists" not in str(exc.body):
+                raise
+    # An index another writer created a moment ago exists before its shard can serve.
+    es.cluster.health(index=index, wait_for_status="yellow", timeout="30s")
 
 
 def schema_version() -> int:

@@ -126,20 +126,26 @@ class CompiledQuery:
 
     def __init__(self, tree: Node, inner_hits: dict[str, Any] | None = None) -> None:
         self.named: dict[str, Match] = {}
+        self._names: set[Match] = set()
         self._inner_hits = inner_hits
         self.query = self._compile(tree, positive=True)
 
     def _compile(self, node: Node, *, positive: bool) -> dict[str, Any]:
         if isinstance(node, Match):
             hits = None
-            if positive and self._inner_hits is not None:
+            # An identical match already named returns the same utterances: naming it again
+            # would only fetch (and answer) every hit once more.
+            if positive and self._inner_hits is not None and node not in self._names:
                 name = f"m{len(self.named)}"
+                self._names.add(node)
                 self.named[name] = node
                 hits = {"name": name, **self._inner_hits}
             return match_query(node, hits)
         if isinstance(node, Not):
             return {"bool": {"must_not": [self._compile(node.item, positive=not positive)]}}
-        items = [self._compile(item, positive=positive) for item in node.items]
+        # ``a AND a`` is ``a``, ``a OR a`` is ``a``: each distinct operand compiles once, so a
+        # repeated term costs what the term costs.
+        items = [self._compile(item, positive=positive) for item in dict.fromkeys(node.items)]
         if isinstance(node, And):
             return {"bool": {"must": items}}
         return {"bool": {"should": items, "minimum_should_match": 1}}

@@ -23,6 +23,11 @@ from indexer.transcript import Direction
 MAX_YEAR = 9998
 
 
+# Java's ZoneOffset, which Elasticsearch parses dates with, stops at ±18:00 (checked on the
+# node: +18:00 passes, +18:01 fails the shard); Python accepts up to ±23:59:59.999999.
+MAX_UTC_OFFSET = timedelta(hours=18)
+
+
 MAX_METRIC_VALUE = 1e9  # far past any real metric, well inside an integer field's range
 
 
@@ -109,6 +114,12 @@ def parse_date_param(name: str, value: str | None) -> datetime | date | None:
     if parsed.year > MAX_YEAR:
         # The day after 9999-12-31 (the end of a date_to day) does not exist in Python.
         raise QueryError(f"{name}: the year must be {MAX_YEAR} or earlier")
+    offset = parsed.utcoffset() if isinstance(parsed, datetime) else None
+    if offset is not None and (abs(offset) > MAX_UTC_OFFSET or offset.microseconds):
+        raise QueryError(
+            f"{name}: the UTC offset must be whole seconds between -18:00 and +18:00, "
+            f"got '{value[:100]}'"
+        )
     return parsed
 
 
@@ -228,7 +239,8 @@ def decode_cursor(request: SearchRequest, cursor: str) -> list[Any]:
         padded = cursor + "=" * (-len(cursor) % 4)
         payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
         fingerprint, after = payload["q"], payload["after"]
-    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+    # RecursionError: a forged cursor of deeply nested JSON arrays.
+    except (ValueError, KeyError, TypeError, binascii.Error, RecursionError) as exc:
         raise QueryError("cursor is not valid: pass next_cursor exactly as returned") from exc
     if fingerprint != request.fingerprint():
         raise QueryError("cursor belongs to a different query: start again without a cursor")

@@ -14,12 +14,17 @@ overlap.
 from __future__ import annotations
 
 import json
+import logging
+import threading
+import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
+import elastic_transport
 from elasticsearch import ApiError, Elasticsearch, NotFoundError
 
-from indexer.elastic import backend_errors
+from indexer.elastic import backend_errors, describe
 from indexer.errors import QueryError, SearchBackendError, SearchTimeoutError
 from indexer.search.compiler import CompiledQuery
 from indexer.search.layout import term_layout
@@ -34,6 +39,12 @@ from indexer.search.request import (
 )
 from indexer.search.results import CallResult, Hit, SearchResponse
 from indexer.settings import Settings
+
+log = logging.getLogger("earshot.search")
+
+# The shortest wait given to the client: a budget nearly spent still sends the request once.
+MIN_WAIT_S = 0.001
+CANCEL_TIMEOUT_S = 5.0
 
 CALL_FIELDS = [
     "call_id",
@@ -116,15 +127,75 @@ def _hits(match: Match, utterance: dict[str, Any], duration_s: float) -> list[Hi
     return hits
 
 
-def _call_result(document: dict[str, Any], named: dict[str, Match]) -> CallResult:
+def distinct_hits(hits: list[Hit], max_hits: int) -> list[Hit]:
+    """The one rule for a call's hits: each matched span once (two parts of a query that
+    match the same words — ``цена`` and ``цен*`` — give one hit, the first in query order),
+    in time order, at most ``max_hits`` of them."""
+    seen: dict[tuple[int, tuple[tuple[int, int], ...], float, float], Hit] = {}
+    for hit in hits:
+        seen.setdefault((hit.utterance_index, tuple(hit.spans), hit.start, hit.end), hit)
+    ordered = sorted(
+        seen.values(), key=lambda hit: (hit.start, hit.utterance_index, hit.end, hit.spans)
+    )
+    return ordered[:max_hits]
+
+
+def _call_result(document: dict[str, Any], named: dict[str, Match], max_hits: int) -> CallResult:
     hits: list[Hit] = []
     duration_s = document["_source"]["duration_s"]
     for name, match in named.items():
         inner = document.get("inner_hits", {}).get(name, {}).get("hits", {})
         for utterance_hit in inner.get("hits", []):
             hits.extend(_hits(match, utterance_hit["_source"], duration_s))
-    hits.sort(key=lambda hit: (hit.start, hit.utterance_index, hit.end, hit.matched))
-    return CallResult(**document["_source"], hits=hits)
+    return CallResult(**document["_source"], hits=distinct_hits(hits, max_hits))
+
+
+class Deadline:
+    """The time budget of one search page (``es_search_timeout_s``), from the moment it
+    starts: what Elasticsearch is given, how long the client waits for it, and a check for the
+    Python work after it. Its ``opaque_id`` tags the search task in Elasticsearch, so a search
+    the client gave up on can be found and cancelled there."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.budget_s = settings.es_search_timeout_s
+        self.ends_at = time.monotonic() + self.budget_s
+        # The alias leads, so one instance's (or one test's) tasks can be told apart.
+        self.opaque_id = f"earshot:{settings.calls_alias}:{uuid.uuid4().hex}"
+
+    def left_s(self) -> float:
+        return self.ends_at - time.monotonic()
+
+    def check(self, what: str, advice: str) -> None:
+        if self.left_s() <= 0:
+            raise SearchTimeoutError(f"the {what} ran past {self.budget_s:g} s: {advice}")
+
+
+def cancel_tasks(es: Elasticsearch, opaque_id: str) -> int:
+    """Cancel every Elasticsearch task started under ``opaque_id`` (a search the client gave
+    up on keeps running there otherwise); return how many were asked to stop."""
+    cancelled = 0
+    client = es.options(request_timeout=CANCEL_TIMEOUT_S)
+    try:
+        listing = client.tasks.list(actions="*search*", detailed=True)
+        for node in listing.get("nodes", {}).values():
+            for task_id, task in node.get("tasks", {}).items():
+                if task.get("headers", {}).get("X-Opaque-Id") == opaque_id and not task.get(
+                    "parent_task_id"
+                ):
+                    client.tasks.cancel(task_id=task_id)
+                    cancelled += 1
+    except (elastic_transport.TransportError, ApiError) as exc:
+        # The answer (a 504) does not depend on this; Elasticsearch's own timeout still ends
+        # the task, later.
+        log.warning("could not cancel search task %s: %s", opaque_id, describe(exc))
+    return cancelled
+
+
+def _cancel_in_background(es: Elasticsearch, opaque_id: str) -> None:
+    # The 504 goes out at once; the cancel follows on its own thread.
+    threading.Thread(
+        target=cancel_tasks, args=(es, opaque_id), name="cancel-search", daemon=True
+    ).start()
 
 
 def search_whole(
@@ -135,29 +206,44 @@ def search_whole(
     what: str,
     advice: str,
     refused: Callable[[ApiError], QueryError | None],
+    deadline: Deadline | None = None,
 ) -> dict[str, Any]:
     """One search of the calls alias that is whole or nothing (for search pages and tracker
     statistics alike): a missing index is a clear SearchBackendError, a request the cluster
     refuses becomes the QueryError ``refused`` gives (or passes through), and running out of
     the time budget is a SearchTimeoutError (504) — a partial answer would be wrong, not
-    approximate."""
-    with backend_errors(settings.es_url):
-        try:
-            answer = es.search(
-                index=settings.calls_alias,
-                body={**body, "timeout": f"{round(settings.es_search_timeout_s * 1000)}ms"},
-                allow_partial_search_results=False,
-            )
-        except NotFoundError as exc:
-            raise SearchBackendError(
-                f"the calls index '{settings.calls_alias}' does not exist yet: load transcripts "
-                "first (python -m indexer load)"
-            ) from exc
-        except ApiError as exc:
-            error = refused(exc)
-            if error is not None:
-                raise error from exc
-            raise
+    approximate.
+
+    The budget is a real deadline: Elasticsearch's ``timeout`` is best effort (a shard checks it
+    now and then), so the client also stops waiting when the budget is spent, and then cancels
+    the task in Elasticsearch (found by its ``X-Opaque-Id``)."""
+    deadline = deadline or Deadline(settings)
+    deadline.check(what, advice)
+    left_s = max(deadline.left_s(), MIN_WAIT_S)
+    client = es.options(request_timeout=left_s, opaque_id=deadline.opaque_id)
+    try:
+        with backend_errors(settings.es_url):
+            try:
+                answer = client.search(
+                    index=settings.calls_alias,
+                    body={**body, "timeout": f"{max(1, round(left_s * 1000))}ms"},
+                    allow_partial_search_results=False,
+                )
+            except NotFoundError as exc:
+                raise SearchBackendError(
+                    f"the calls index '{settings.calls_alias}' does not exist yet: load "
+                    "transcripts first (python -m indexer load)"
+                ) from exc
+            except ApiError as exc:
+                error = refused(exc)
+                if error is not None:
+                    raise error from exc
+                raise
+    except SearchTimeoutError as exc:
+        _cancel_in_background(es, deadline.opaque_id)
+        raise SearchTimeoutError(
+            f"the {what} ran past {settings.es_search_timeout_s:g} s: {advice}"
+        ) from exc
     if answer.get("timed_out"):
         raise SearchTimeoutError(
             f"the {what} ran past {settings.es_search_timeout_s:g} s: {advice}"
@@ -166,6 +252,7 @@ def search_whole(
 
 
 def search_calls(es: Elasticsearch, settings: Settings, request: SearchRequest) -> SearchResponse:
+    deadline = Deadline(settings)
     body, named = build_query(request, settings.max_hits_per_call)
 
     def refused(exc: ApiError) -> QueryError | None:
@@ -179,17 +266,24 @@ def search_calls(es: Elasticsearch, settings: Settings, request: SearchRequest) 
             return QueryError("cursor is not valid: pass next_cursor exactly as returned")
         return None
 
+    advice = "narrow the query or filters"
     answer = search_whole(
-        es, settings, body, what="search", advice="narrow the query or filters", refused=refused
+        es, settings, body, what="search", advice=advice, refused=refused, deadline=deadline
     )
     documents = answer["hits"]["hits"]
     next_cursor = None
     if len(documents) == request.size:
         next_cursor = encode_cursor(request, documents[-1]["sort"])
+    calls = []
+    for document in documents:
+        # Rebuilding hits is Python work on every matched utterance: it counts against the
+        # same budget, checked call by call.
+        deadline.check("search", advice)
+        calls.append(_call_result(document, named, settings.max_hits_per_call))
     return SearchResponse(
         total=answer["hits"]["total"]["value"],
         took_ms=answer["took"],
-        calls=[_call_result(document, named) for document in documents],
+        calls=calls,
         next_cursor=next_cursor,
     )
 

@@ -4,12 +4,18 @@ by retagging the calls whose tags change, and repairing every call's tags after 
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import random
 import re
+import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from elasticsearch import ConflictError, Elasticsearch, NotFoundError, helpers
+from elasticsearch import ApiError, ConflictError, Elasticsearch, NotFoundError, helpers
 from pydantic import ValidationError
 
 from indexer.elastic import backend_errors
@@ -18,6 +24,7 @@ from indexer.errors import (
     TrackerConflictError,
     TrackerNotFoundError,
 )
+from indexer.index.definitions import ensure_index
 from indexer.index.documents import call_document, call_from_document
 from indexer.search.compiler import CompiledQuery
 from indexer.search.matching import call_matches
@@ -33,6 +40,10 @@ from indexer.trackers.storage import (
 )
 from indexer.trackers.tagging import tracker_tree
 
+log = logging.getLogger("earshot.trackers")
+
+JOBS_MAPPING = "jobs.json"
+
 # A call re-tagged while a loader replaces it is read and written again, a few times at most.
 RETAG_ATTEMPTS = 5
 
@@ -46,35 +57,202 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-def create_tracker(es: Elasticsearch, settings: Settings, spec: TrackerCreate) -> Tracker:
-    """Store a new tracker and tag every call that mentions it."""
-    tracker_id = spec.id or _id_from_name(spec.name)
-    now = _now()
-    tracker = Tracker(
-        **spec.model_dump(exclude={"id"}), id=tracker_id, created_at=now, updated_at=now
+REGISTRY_ID = "tracker-registry"
+# Concurrent writers each retry their registry update after losing a race; this many times,
+# with a short random pause, before the write is refused as too contended.
+REGISTRY_ATTEMPTS = 50
+
+
+def jobs_index(alias: str) -> str:
+    """Where the tracker jobs and the tracker registry of the calls behind ``alias`` live."""
+    return f"{alias}-jobs"
+
+
+@dataclass(frozen=True)
+class _Registry:
+    tracker_ids: frozenset[str]
+    next_version: int
+    seq_no: int | None
+    primary_term: int | None
+
+
+def _read_registry(es: Elasticsearch, settings: Settings) -> _Registry:
+    index = jobs_index(settings.calls_alias)
+    try:
+        found = es.get(index=index, id=REGISTRY_ID)
+    except NotFoundError:
+        # First write since trackers got versions: the registry starts from what is stored,
+        # above every version a stored document already has.
+        stored = es.search(
+            index=trackers_index(settings.calls_alias),
+            query={"match_all": {}},
+            size=max(int(es.count(index=trackers_index(settings.calls_alias))["count"]), 1),
+            version=True,
+            source_includes=["id"],
+        )["hits"]["hits"]
+        ids = frozenset(str(hit["_id"]) for hit in stored)
+        top = max((int(hit.get("_version", 0)) for hit in stored), default=0)
+        return _Registry(ids, top + 1, None, None)
+    source = found["_source"]
+    return _Registry(
+        frozenset(source.get("tracker_ids", [])),
+        int(source["next_version"]),
+        int(found["_seq_no"]),
+        int(found["_primary_term"]),
     )
-    with backend_errors(settings.es_url):
-        ensure_trackers_index(es, settings.calls_alias)
-        index = trackers_index(settings.calls_alias)
-        if es.count(index=index)["count"] >= settings.max_trackers:
+
+
+def _claim(
+    es: Elasticsearch, settings: Settings, change: Callable[[frozenset[str]], frozenset[str]]
+) -> int:
+    """Apply ``change`` to the set of stored tracker ids in the registry, atomically (an update
+    conditional on the registry's sequence number, retried after a lost race); return the
+    version this write gets. ``change`` raises to refuse the write (a cap, a taken id)."""
+    index = jobs_index(settings.calls_alias)
+    ensure_index(es, index, JOBS_MAPPING)
+    for _ in range(REGISTRY_ATTEMPTS):
+        try:
+            registry = _read_registry(es, settings)
+        except ApiError as exc:
+            # The jobs index another writer has just created: its shard starts in a moment.
+            if exc.meta.status != 503:
+                raise
+            time.sleep(0.05)
+            continue
+        ids = change(registry.tracker_ids)
+        document = {
+            "kind": "registry",
+            "tracker_ids": sorted(ids),
+            "next_version": registry.next_version + 1,
+            "updated_at": _now().isoformat(),
+        }
+        try:
+            if registry.seq_no is None:
+                es.index(index=index, id=REGISTRY_ID, document=document, op_type="create")
+            else:
+                es.index(
+                    index=index,
+                    id=REGISTRY_ID,
+                    document=document,
+                    if_seq_no=registry.seq_no,
+                    if_primary_term=registry.primary_term,
+                )
+        except ConflictError:
+            time.sleep(random.uniform(0, 0.02))
+            continue
+        return registry.next_version
+    raise SearchBackendError("too many tracker changes at once: try again in a moment")
+
+
+def _store(es: Elasticsearch, settings: Settings, tracker: Tracker) -> None:
+    """Write the tracker under its version as the document's external version: a write that
+    lost the race to a newer one (a later PUT, a DELETE) is refused by Elasticsearch itself."""
+    try:
+        es.index(
+            index=trackers_index(settings.calls_alias),
+            id=tracker.id,
+            document=tracker.model_dump(mode="json"),
+            version=tracker.version,
+            version_type="external",
+            refresh=True,
+        )
+    except ConflictError:
+        log.info(
+            "tracker %s version %d was overtaken by a newer write", tracker.id, tracker.version
+        )
+
+
+def record_create(es: Elasticsearch, settings: Settings, spec: TrackerCreate) -> Tracker:
+    """Store a new tracker (its calls not yet tagged: ``retag`` or a job does that)."""
+    tracker_id = spec.id or _id_from_name(spec.name)
+
+    def add(ids: frozenset[str]) -> frozenset[str]:
+        if tracker_id in ids:
+            raise TrackerConflictError(
+                f"a tracker with id '{tracker_id}' exists: give another id, or change that "
+                "tracker with PUT"
+            )
+        if len(ids) >= settings.max_trackers:
             raise TrackerConflictError(
                 f"there are already {settings.max_trackers} trackers (EARSHOT_MAX_TRACKERS): "
                 "delete one first"
             )
-        try:
-            es.index(
-                index=index,
+        return ids | {tracker_id}
+
+    with backend_errors(settings.es_url):
+        ensure_trackers_index(es, settings.calls_alias)
+        version = _claim(es, settings, add)
+        now = _now()
+        tracker = Tracker(
+            **spec.model_dump(exclude={"id"}),
+            id=tracker_id,
+            created_at=now,
+            updated_at=now,
+            version=version,
+        )
+        _store(es, settings, tracker)
+    return tracker
+
+
+def record_replace(
+    es: Elasticsearch, settings: Settings, tracker_id: str, spec: TrackerSpec
+) -> Tracker:
+    """Store a tracker's new definition (its calls not yet re-tagged)."""
+
+    def keep(ids: frozenset[str]) -> frozenset[str]:
+        if tracker_id not in ids:
+            raise TrackerNotFoundError(tracker_id)
+        return ids
+
+    with backend_errors(settings.es_url):
+        ensure_trackers_index(es, settings.calls_alias)
+        version = _claim(es, settings, keep)
+    try:
+        created_at = get_tracker(es, settings, tracker_id).created_at
+    except TrackerNotFoundError:  # its creation is not written yet
+        created_at = _now()
+    tracker = Tracker(
+        **spec.model_dump(),
+        id=tracker_id,
+        created_at=created_at,
+        updated_at=_now(),
+        version=version,
+    )
+    with backend_errors(settings.es_url):
+        _store(es, settings, tracker)
+    return tracker
+
+
+def record_delete(es: Elasticsearch, settings: Settings, tracker_id: str) -> int:
+    """Remove a tracker (its tag not yet removed from the calls); return the version of the
+    deletion."""
+
+    def remove(ids: frozenset[str]) -> frozenset[str]:
+        if tracker_id not in ids:
+            raise TrackerNotFoundError(tracker_id)
+        return ids - {tracker_id}
+
+    with backend_errors(settings.es_url):
+        ensure_trackers_index(es, settings.calls_alias)
+        version = _claim(es, settings, remove)
+        # External versioning leaves a tombstone: an older create written late is refused. Not
+        # found: not written yet (the tombstone still counts); a conflict: already overtaken.
+        with contextlib.suppress(NotFoundError, ConflictError):
+            es.delete(
+                index=trackers_index(settings.calls_alias),
                 id=tracker_id,
-                document=tracker.model_dump(mode="json"),
-                op_type="create",
+                version=version,
+                version_type="external",
                 refresh=True,
             )
-        except ConflictError as exc:
-            raise TrackerConflictError(
-                f"a tracker with id '{tracker_id}' exists: give another id, or change that "
-                "tracker with PUT"
-            ) from exc
-    retag(es, settings, tracker_id)
+    return version
+
+
+def create_tracker(es: Elasticsearch, settings: Settings, spec: TrackerCreate) -> Tracker:
+    """Store a new tracker and tag every call that mentions it, before returning (the CLI and
+    benchmarks; the API runs the tagging as a job)."""
+    tracker = record_create(es, settings, spec)
+    retag(es, settings, tracker.id)
     return tracker
 
 
@@ -82,44 +260,74 @@ def replace_tracker(
     es: Elasticsearch, settings: Settings, tracker_id: str, spec: TrackerSpec
 ) -> Tracker:
     """Change a tracker's definition and re-tag the calls whose tags change."""
-    old = get_tracker(es, settings, tracker_id)
-    tracker = Tracker(
-        **spec.model_dump(), id=tracker_id, created_at=old.created_at, updated_at=_now()
-    )
-    with backend_errors(settings.es_url):
-        es.index(
-            index=trackers_index(settings.calls_alias),
-            id=tracker_id,
-            document=tracker.model_dump(mode="json"),
-            refresh=True,
-        )
+    tracker = record_replace(es, settings, tracker_id, spec)
     retag(es, settings, tracker_id)
     return tracker
 
 
 def delete_tracker(es: Elasticsearch, settings: Settings, tracker_id: str) -> None:
     """Remove a tracker and its tag from every call."""
-    with backend_errors(settings.es_url):
-        try:
-            es.delete(index=trackers_index(settings.calls_alias), id=tracker_id, refresh=True)
-        except NotFoundError as exc:
-            raise TrackerNotFoundError(tracker_id) from exc
+    record_delete(es, settings, tracker_id)
     retag(es, settings, tracker_id)
 
 
-def retag(es: Elasticsearch, settings: Settings, tracker_id: str) -> int:
+class SupersededError(Exception):
+    """A newer write of the tracker came while re-tagging for an older one: its own job, which
+    runs after this one, makes the tags follow it."""
+
+
+@dataclass
+class Progress:
+    """How far a re-tagging got; ``report`` is called after every batch (a job saves it, and
+    may stop the run there by raising)."""
+
+    calls_examined: int = 0
+    calls_retagged: int = 0
+    report: Callable[[Progress], None] | None = None
+
+
+def _stored_version(es: Elasticsearch, settings: Settings, tracker_id: str) -> Tracker | None:
+    try:
+        return get_tracker(es, settings, tracker_id)
+    except TrackerNotFoundError:
+        return None
+
+
+def retag(
+    es: Elasticsearch,
+    settings: Settings,
+    tracker_id: str,
+    *,
+    version: int | None = None,
+    deleted: bool = False,
+    progress: Progress | None = None,
+) -> int:
     """Make the tag ``tracker_id`` true on every call, by the tracker stored now (removed from
     every call when there is none); return how many calls changed.
+
+    With ``version`` (a job's), the run is for that write only — the tracker of that version,
+    or its deletion (``deleted``) — and stops with SupersededError as soon as a newer write is
+    stored: before every batch and once more at the end. Jobs run one after another, so the
+    newer write's job then sets the tags, and the last write wins.
 
     Elasticsearch finds the candidates — calls the tracker matches without the tag, and calls
     with the tag it does not match — and each is decided again by ``call_matches`` on the
     transcript, the same way the loader decides, before it is written.
     """
     alias = settings.calls_alias
-    try:
-        tree: Node | None = tracker_tree(get_tracker(es, settings, tracker_id))
-    except TrackerNotFoundError:
-        tree = None
+    progress = progress or Progress()
+    stored = _stored_version(es, settings, tracker_id)
+
+    def check_current() -> None:
+        if version is None:
+            return
+        now = _stored_version(es, settings, tracker_id)
+        current = now is None if deleted else now is not None and now.version == version
+        if not current:
+            raise SupersededError(f"tracker '{tracker_id}' changed after version {version}")
+
+    check_current()
+    tree: Node | None = None if stored is None else tracker_tree(stored)
     has_tag = {"term": {"trackers": tracker_id}}
     if tree is None:
         candidates: dict[str, Any] = has_tag
@@ -149,10 +357,15 @@ def retag(es: Elasticsearch, settings: Settings, tracker_id: str) -> int:
                 break
             conflicts: list[str] = []
             for start in range(0, len(pending), settings.bulk_chunk_size):
+                check_current()
                 batch = pending[start : start + settings.bulk_chunk_size]
                 done, clashed = _retag_batch(es, settings, tracker_id, tree, batch)
                 changed += done
                 conflicts += clashed
+                progress.calls_examined += len(batch) - len(clashed)
+                progress.calls_retagged += done
+                if progress.report is not None:
+                    progress.report(progress)
             pending = conflicts
         if pending:
             raise SearchBackendError(
@@ -161,6 +374,7 @@ def retag(es: Elasticsearch, settings: Settings, tracker_id: str) -> int:
             )
         if changed:
             es.indices.refresh(index=alias)
+    check_current()
     return changed
 
 

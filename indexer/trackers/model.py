@@ -76,6 +76,10 @@ class Tracker(TrackerSpec):
     id: str
     created_at: datetime
     updated_at: datetime
+    version: int = Field(
+        default=0,
+        description="Grows with every write; calls are tagged by the latest version only.",
+    )
 
 
 class TrackerList(BaseModel):

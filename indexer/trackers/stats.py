@@ -32,6 +32,7 @@ against a loader that replaced it in the meantime.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import date, datetime
 from enum import StrEnum
@@ -52,6 +53,8 @@ from indexer.settings import Settings
 from indexer.trackers.model import Tracker, TrackerSpec
 from indexer.trackers.storage import get_tracker
 from indexer.trackers.tagging import mention_query
+
+log = logging.getLogger("earshot.trackers")
 
 STATS_PAGE_SIZE = 500
 
@@ -206,7 +209,9 @@ def tracker_stats(
 
 def _refused(exc: ApiError) -> QueryError | None:
     if exc.meta.status == 400:
-        return QueryError(f"statistics request refused: {exc.message}")
+        # The cluster's reason names its exception types: for the log, not the client.
+        log.warning("statistics request refused: %s", exc.message)
+        return QueryError("statistics request refused: check date_from, date_to and tz")
     return None
 
 

@@ -24,6 +24,8 @@ def trackers_index(alias: str) -> str:
 
 def ensure_trackers_index(es: Elasticsearch, alias: str) -> None:
     ensure_index(es, trackers_index(alias), TRACKERS_MAPPING)
+    # An index made before trackers had versions: adding a field is allowed in place.
+    es.indices.put_mapping(index=trackers_index(alias), properties={"version": {"type": "long"}})
 
 
 def _tracker(source: dict[str, Any]) -> Tracker:
@@ -31,14 +33,18 @@ def _tracker(source: dict[str, Any]) -> Tracker:
 
 
 def list_trackers(es: Elasticsearch, settings: Settings) -> list[Tracker]:
-    """Every stored tracker, by id; none when the index does not exist yet."""
+    """Every stored tracker, by id, however many there are (a cap lowered after they were
+    made hides none of them, nor stops the loader tagging with them); none when the index
+    does not exist yet."""
+    index = trackers_index(settings.calls_alias)
     with backend_errors(settings.es_url):
         try:
+            stored = int(es.count(index=index)["count"])
             found = es.search(
-                index=trackers_index(settings.calls_alias),
+                index=index,
                 query={"match_all": {}},
                 sort=[{"id": "asc"}],
-                size=settings.max_trackers,
+                size=max(stored, 1),
             )
         except NotFoundError:
             return []

@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from builders import make_call
+from builders import make_call, tracker_write
 from elasticsearch import Elasticsearch
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
@@ -107,9 +107,8 @@ def sample_calls() -> list[Call]:
 
 
 def create(api: TestClient, tracker: dict[str, Any]) -> dict[str, Any]:
-    response = api.post("/v1/trackers", json=tracker)
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
+    """Create a tracker and wait for its job; the tracker as stored."""
+    body: dict[str, Any] = tracker_write(api, "POST", "/v1/trackers", tracker)["tracker"]
     return body
 
 
@@ -280,14 +279,13 @@ def test_tags_stay_equal_to_brute_force_through_every_change(
     # Changing phrases and role: tags move both ways.
     changed = {**COMPETITORS, "phrases": ["HubSpot", "amoCRM"], "role": "client"}
     del changed["id"]
-    response = api.put("/v1/trackers/competitors", json=changed)
-    assert response.status_code == 200, response.text
+    tracker_write(api, "PUT", "/v1/trackers/competitors", changed)
     now = [{**changed, "id": "competitors"}, CONTRACT]
     assert stored_tags(es, settings) == expected_tags(now, sample_calls)
     assert stored_tags(es, settings) != expected_tags([COMPETITORS, CONTRACT], sample_calls)
 
     # Deleting: the tag leaves every call.
-    assert api.delete("/v1/trackers/contract").status_code == 204
+    tracker_write(api, "DELETE", "/v1/trackers/contract")
     assert stored_tags(es, settings) == expected_tags([now[0]], sample_calls)
     assert [t["id"] for t in all_tracker_specs(api)] == ["competitors"]
 
@@ -329,14 +327,14 @@ def test_crud(api: TestClient, index_calls: Load) -> None:
     cyrillic = create(api, {"name": "Цены", "phrases": ["цена"]})
     assert cyrillic["id"].startswith("tracker-")
 
-    changed = api.put(
-        "/v1/trackers/too-expensive", json={"name": "Expensive", "phrases": ["expensive"]}
-    ).json()
+    changed = tracker_write(
+        api, "PUT", "/v1/trackers/too-expensive", {"name": "Expensive", "phrases": ["expensive"]}
+    )["tracker"]
     assert changed["created_at"] == made["created_at"]
     assert changed["name"] == "Expensive"
     assert [t["id"] for t in all_tracker_specs(api)] == sorted(["too-expensive", cyrillic["id"]])
 
-    assert api.delete("/v1/trackers/too-expensive").status_code == 204
+    assert tracker_write(api, "DELETE", "/v1/trackers/too-expensive")["tracker"] is None
     assert api.get("/v1/trackers/too-expensive").status_code == 404
     assert api.delete("/v1/trackers/too-expensive").status_code == 404
 
@@ -457,14 +455,14 @@ def test_writes_need_the_admin_key(keyed_api: TestClient) -> None:
 
     assert keyed_api.post("/v1/trackers", json=tracker).status_code == 401
     assert keyed_api.post("/v1/trackers", json=tracker, headers=read).status_code == 403
-    assert keyed_api.post("/v1/trackers", json=tracker, headers=admin).status_code == 201
+    tracker_write(keyed_api, "POST", "/v1/trackers", tracker, headers=admin)
     assert keyed_api.get("/v1/trackers/p", headers=read).status_code == 200
     assert (
         keyed_api.put("/v1/trackers/p", json=tracker | {"id": None}, headers=read).status_code
         == 403
     )
     assert keyed_api.delete("/v1/trackers/p", headers=read).status_code == 403
-    assert keyed_api.delete("/v1/trackers/p", headers=admin).status_code == 204
+    tracker_write(keyed_api, "DELETE", "/v1/trackers/p", headers=admin)
 
 
 def test_sync_repairs_tags(

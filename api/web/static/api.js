@@ -97,3 +97,15 @@ export async function sendJson(method, path, body) {
   const response = await request(path, { method, body });
   return response.status === 204 ? null : response.json();
 }
+
+// A tracker write answers 202 with a job; the calls' tags follow once it has finished. Polls
+// the job, telling onProgress how far it got; resolves with the finished job.
+export async function waitForJob(job, onProgress = () => {}) {
+  let current = job;
+  while (current.state === "queued" || current.state === "running") {
+    onProgress(current);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    current = await getJson(`/v1/jobs/${encodeURIComponent(current.id)}`);
+  }
+  return current;
+}

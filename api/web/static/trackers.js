@@ -2,7 +2,7 @@
 // the page shows it), and one tracker's statistics per manager / team / period as a table and a
 // bar chart. The chosen tracker and grouping are in the URL (/trackers?id=...&group_by=week).
 
-import { getJson, sendJson } from "./api.js";
+import { getJson, sendJson, waitForJob } from "./api.js";
 import { el, errorBox, setTitle } from "./util.js";
 
 const GROUPS = [["manager", "Manager"], ["team", "Team"], ["day", "Day"], ["week", "Week"], ["month", "Month"]];
@@ -86,13 +86,15 @@ function trackerForm(tracker, onSaved) {
     };
     const button = form.querySelector("button[type=submit]");
     button.disabled = true;
-    message.replaceChildren(el("p", { class: "muted" }, "Saving… every call's tags are brought up to date first."));
+    message.replaceChildren(el("p", { class: "muted" }, "Saving…"));
     try {
-      const saved = editing
+      const change = editing
         ? await sendJson("PUT", `/v1/trackers/${encodeURIComponent(tracker.id)}`, spec)
         : await sendJson("POST", "/v1/trackers", spec);
-      message.replaceChildren();
-      onSaved(saved);
+      const job = await waitForJob(change.job, (progress) => message.replaceChildren(el("p", { class: "muted" },
+        `Saved; re-tagging the calls: ${progress.calls_examined} examined, ${progress.calls_retagged} re-tagged…`)));
+      message.replaceChildren(job.state === "failed" ? errorBox(`Saved, but re-tagging failed: ${job.errors.join("; ")}`) : "");
+      onSaved(change.tracker);
     } catch (error) {
       const why = error.status === 403 ? `Not saved: ${error.detail}. Use an admin key (API key button, top right).` : `Not saved: ${error.detail ?? error.message}`;
       message.replaceChildren(errorBox(why));
@@ -184,7 +186,8 @@ export async function trackersPage(root) {
   async function remove(tracker) {
     if (!confirm(`Delete the tracker “${tracker.name}”? Its tags are removed from every call.`)) return;
     try {
-      await sendJson("DELETE", `/v1/trackers/${encodeURIComponent(tracker.id)}`);
+      const change = await sendJson("DELETE", `/v1/trackers/${encodeURIComponent(tracker.id)}`);
+      await waitForJob(change.job);
       if (state.id === tracker.id) state.id = null;
       refresh();
     } catch (error) {

@@ -1,0 +1,232 @@
+"""Tracker changes as background jobs: a write is stored at once and answered with a job; a
+worker thread of the API makes the calls' tags follow it.
+
+Jobs are documents in ``<alias>-jobs`` (mappings/jobs.json), so they outlive the process that
+took them: the worker picks up queued jobs and those left running by a stopped API, oldest
+first, one at a time — so the changes of one tracker are applied in the order they were
+written, and a job for an older version stops (``superseded``) as soon as a newer write is
+stored, leaving the tags to the newer write's job (``indexer.trackers.changes.retag``).
+
+States: ``queued`` → ``running`` → ``done`` | ``superseded`` | ``failed`` (with ``errors``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import elastic_transport
+from elasticsearch import ApiError, Elasticsearch, NotFoundError
+from pydantic import BaseModel, Field
+
+from indexer.elastic import backend_errors, describe
+from indexer.errors import EarshotError, JobNotFoundError
+from indexer.index.definitions import ensure_index
+from indexer.settings import Settings
+from indexer.trackers.changes import (
+    JOBS_MAPPING,
+    Progress,
+    SupersededError,
+    jobs_index,
+    retag,
+)
+
+log = logging.getLogger("earshot.trackers.jobs")
+
+# How often the worker looks for work it was not told about (jobs of another API process,
+# or left by a stopped one).
+POLL_S = 1.0
+UNFINISHED = ("queued", "running")
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    SUPERSEDED = "superseded"
+    FAILED = "failed"
+
+
+class JobAction(StrEnum):
+    CREATE = "create"
+    REPLACE = "replace"
+    DELETE = "delete"
+
+
+class Job(BaseModel):
+    """One tracker change being applied to the calls' tags."""
+
+    id: str
+    tracker_id: str
+    action: JobAction
+    version: int = Field(description="The tracker version whose tags this job sets.")
+    state: JobState
+    calls_examined: int = Field(default=0, description="Candidate calls decided so far.")
+    calls_retagged: int = Field(default=0, description="Calls whose tags changed so far.")
+    errors: list[str] = Field(default_factory=list)
+    created_at: datetime
+    updated_at: datetime
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _save(es: Elasticsearch, settings: Settings, job: Job) -> None:
+    es.index(
+        index=jobs_index(settings.calls_alias),
+        id=job.id,
+        document={"kind": "retag", **job.model_dump(mode="json")},
+        refresh=True,
+    )
+
+
+def enqueue(
+    es: Elasticsearch, settings: Settings, tracker_id: str, action: JobAction, version: int
+) -> Job:
+    now = _now()
+    job = Job(
+        id=uuid.uuid4().hex,
+        tracker_id=tracker_id,
+        action=action,
+        version=version,
+        state=JobState.QUEUED,
+        created_at=now,
+        updated_at=now,
+    )
+    with backend_errors(settings.es_url):
+        ensure_index(es, jobs_index(settings.calls_alias), JOBS_MAPPING)
+        _save(es, settings, job)
+    return job
+
+
+def get_job(es: Elasticsearch, settings: Settings, job_id: str) -> Job:
+    with backend_errors(settings.es_url):
+        try:
+            found = es.get(index=jobs_index(settings.calls_alias), id=job_id)
+        except NotFoundError as exc:
+            raise JobNotFoundError(job_id) from exc
+    if found["_source"].get("kind") != "retag":
+        raise JobNotFoundError(job_id)
+    return _job(found["_source"])
+
+
+def _job(source: dict[str, Any]) -> Job:
+    return Job.model_validate({key: value for key, value in source.items() if key != "kind"})
+
+
+def next_job(es: Elasticsearch, settings: Settings) -> Job | None:
+    """The oldest unfinished job, if any."""
+    try:
+        found = es.search(
+            index=jobs_index(settings.calls_alias),
+            query={
+                "bool": {
+                    "filter": [
+                        {"term": {"kind": "retag"}},
+                        {"terms": {"state": list(UNFINISHED)}},
+                    ]
+                }
+            },
+            sort=[{"created_at": "asc"}, {"id": "asc"}],
+            size=1,
+        )
+    except NotFoundError:
+        return None
+    hits = found["hits"]["hits"]
+    return _job(hits[0]["_source"]) if hits else None
+
+
+class StopRequestedError(Exception):
+    """The worker is stopping: the job stays ``running`` and resumes on the next start."""
+
+
+def run_job(
+    es: Elasticsearch, settings: Settings, job: Job, stop: threading.Event | None = None
+) -> Job:
+    """Run one job to its end (or until ``stop`` is set, between batches); save its progress
+    after every batch. A rerun starts the tagging over: it is idempotent."""
+    job = job.model_copy(
+        update={"state": JobState.RUNNING, "calls_examined": 0, "calls_retagged": 0}
+    )
+    _save(es, settings, job)
+
+    def report(progress: Progress) -> None:
+        nonlocal job
+        job = job.model_copy(
+            update={
+                "calls_examined": progress.calls_examined,
+                "calls_retagged": progress.calls_retagged,
+                "updated_at": _now(),
+            }
+        )
+        _save(es, settings, job)
+        if stop is not None and stop.is_set():
+            raise StopRequestedError
+
+    state = JobState.DONE
+    errors: list[str] = []
+    try:
+        retag(
+            es,
+            settings,
+            job.tracker_id,
+            version=job.version,
+            deleted=job.action is JobAction.DELETE,
+            progress=Progress(report=report),
+        )
+    except SupersededError:
+        state = JobState.SUPERSEDED
+    except EarshotError as exc:
+        state, errors = JobState.FAILED, [str(exc)]
+    job = job.model_copy(update={"state": state, "errors": errors, "updated_at": _now()})
+    _save(es, settings, job)
+    return job
+
+
+class JobWorker:
+    """The API's worker thread: runs unfinished jobs one at a time, oldest first."""
+
+    def __init__(self, es: Elasticsearch, settings: Settings) -> None:
+        self.es = es
+        self.settings = settings
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="tracker-jobs", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """A job was queued: look now rather than at the next poll."""
+        self._wake.set()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop after the current batch; an unfinished job resumes on the next start."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                job = next_job(self.es, self.settings)
+                if job is not None:
+                    log.info("job %s: %s tracker %s", job.id, job.action, job.tracker_id)
+                    done = run_job(self.es, self.settings, job, self._stop)
+                    log.info("job %s: %s", done.id, done.state)
+                    continue
+            except StopRequestedError:
+                return
+            except (ApiError, elastic_transport.TransportError, EarshotError, OSError) as exc:
+                # Elasticsearch away for a while: the job stays unfinished and is retried.
+                log.warning("tracker jobs: %s", describe(exc))
+            self._wake.wait(POLL_S)
+            self._wake.clear()
