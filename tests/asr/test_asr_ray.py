@@ -167,11 +167,17 @@ def test_a_bad_file_is_reported_and_the_rest_done_then_a_rerun_skips_all(
     assert sorted(c.call.call_id for c in summary.calls) == ["jfk", "short_ru"]
     assert "ask not what your country" in " ".join(u.text for u in summary.calls[0].call.utterances)
 
-    with RayRunner(settings) as again_runner:
+    with RayRunner(settings) as runner:
         again = run_batch([inputs], out, settings, _no_local_model, progress=False,
-                          runner=again_runner)  # fmt: skip
-        assert again_runner.shape is None, "nothing to do: no worker started, no model loaded"
-    assert (again.skipped, again.transcribed, len(again.failures)) == (2, 0, 2)
+                          runner=runner)  # fmt: skip
+    assert (again.skipped, again.transcribed) == (2, 0), "done files are not redone"
+    assert len(again.failures) == 2, "failed files are tried again, and fail again"
+
+    (inputs / "phone_call_2spk_en.wav").unlink()
+    idle = RayRunner(settings)
+    third = run_batch([inputs], out, settings, _no_local_model, progress=False, runner=idle)
+    assert (third.skipped, third.transcribed, len(third.failures)) == (2, 0, 1)
+    assert idle.shape is None, "nothing to transcribe: no worker started, no model loaded"
 
 
 def test_the_cli_runs_on_the_cluster(ray_cluster: Cluster, real_audio: Path,
