@@ -25,9 +25,19 @@ log = logging.getLogger("earshot.es")
 T = TypeVar("T")
 
 
+def es_hosts(es_url: str) -> list[str]:
+    """The node URLs of ``es_url`` (one, or several comma-separated)."""
+    hosts = [url.strip() for url in es_url.split(",") if url.strip()]
+    if not hosts:
+        raise ValueError("ES_URL names no Elasticsearch node")
+    return hosts
+
+
 def connect(settings: Settings) -> Elasticsearch:
+    # No sniffing: the nodes named are the ones reachable from here (a cluster's own addresses
+    # may not be); a node that fails a request is set aside and the request goes to the next.
     return Elasticsearch(
-        settings.es_url,
+        es_hosts(settings.es_url),
         request_timeout=settings.es_request_timeout_s,
         max_retries=settings.es_max_retries,
         retry_on_timeout=True,

@@ -219,7 +219,10 @@ def _log_refusal(request: Request, status: int, why: str) -> None:
 
 
 def redact_url(url: str) -> str:
-    """A URL fit for a message or a log: any user and password removed."""
+    """A URL fit for a message or a log: any user and password removed (from each of several
+    comma-separated node URLs too)."""
+    if "," in url:
+        return ",".join(redact_url(part) for part in url.split(","))
     try:
         parts = urlsplit(url)
     except ValueError:
