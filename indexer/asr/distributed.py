@@ -25,8 +25,8 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
-from indexer.asr.engine import AsrModelError
 from indexer.asr.pipeline import Job, Outcome, Transcriber, transcribe_job
+from indexer.errors import AsrModelError
 from indexer.settings import Settings
 
 # How often Ray brings a dead recognition worker back, and resends the calls it had.

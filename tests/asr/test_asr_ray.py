@@ -110,7 +110,7 @@ def test_a_worker_killed_mid_job_still_gives_every_file_once(
     inputs = tmp_path / "in"
     inputs.mkdir()
     for copy in range(3):  # 18 calls: the kill lands with most of the job still to do
-        for source in sorted(real_audio.glob("*.wav")) + [real_audio / "jfk.flac"]:
+        for source in [*sorted(real_audio.glob("*.wav")), real_audio / "jfk.flac"]:
             shutil.copy(source, inputs / f"{copy}-{source.name}")
     expected = sorted(p.stem for p in inputs.iterdir())
     out = tmp_path / "out"
