@@ -290,6 +290,7 @@ class Job:
     meta: ResolvedMetadata
     key: str  # the ledger key: content + metadata + shaping settings
     output: Path
+    max_audio_s: float  # the batch's asr_max_audio_s, checked where the recording is decoded
 
 
 # A transcript, or the one line that says why this recording has none ("<file>: <reason>").
@@ -303,9 +304,7 @@ JobRunner = Callable[[Sequence[Job]], Iterator[tuple[Job, Outcome]]]
 def transcribe_job(transcriber: Transcriber, job: Job) -> Outcome:
     """Decode and transcribe one recording; a bad recording becomes its failure line."""
     try:
-        return transcriber.transcribe(
-            decode(job.probe, transcriber.settings.asr_max_audio_s), job.meta
-        )
+        return transcriber.transcribe(decode(job.probe, job.max_audio_s), job.meta)
     except AsrModelError:
         raise  # no recording can be transcribed: the caller exits 2, not N failures
     except EarshotError as exc:
@@ -378,7 +377,8 @@ def run_batch(
                 key = job_key(file_digest(item.path), {"meta": asdict(meta), "asr": fingerprint})
                 done = None if force else ledger.done(key)
                 if done is None:
-                    pending.append(Job(item, meta, key, out_dir / f"{meta.call_id}.json"))
+                    output = out_dir / f"{meta.call_id}.json"
+                    pending.append(Job(item, meta, key, output, settings.asr_max_audio_s))
                     continue
                 calls[item.path] = SourcedCall(str(done), read_call_file(done))
                 summary.skipped += 1
