@@ -85,9 +85,12 @@ class _Recognizer:
         return self.error
 
     def transcribe(self, job: Job) -> Outcome:
+        return transcribe_job(self._loaded, job)
+
+    def _loaded(self) -> Transcriber:
         if self.transcriber is None:
             raise AsrModelError(self.error or "the model is not loaded")
-        return transcribe_job(self.transcriber, job)
+        return self.transcriber
 
 
 class RayRunner:

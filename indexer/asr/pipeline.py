@@ -301,10 +301,14 @@ Outcome = Call | str
 JobRunner = Callable[[Sequence[Job]], Iterator[tuple[Job, Outcome]]]
 
 
-def transcribe_job(transcriber: Transcriber, job: Job) -> Outcome:
-    """Decode and transcribe one recording; a bad recording becomes its failure line."""
+def transcribe_job(transcriber: Callable[[], Transcriber], job: Job) -> Outcome:
+    """Decode and transcribe one recording; a bad recording becomes its failure line.
+
+    The recording is decoded before ``transcriber`` is asked for the model, so a recording
+    refused for itself (too long, unreadable) never costs a model load."""
     try:
-        return transcriber.transcribe(decode(job.probe, job.max_audio_s), job.meta)
+        audio = decode(job.probe, job.max_audio_s)
+        return transcriber().transcribe(audio, job.meta)
     except AsrModelError:
         raise  # no recording can be transcribed: the caller exits 2, not N failures
     except EarshotError as exc:
@@ -316,13 +320,17 @@ def transcribe_job(transcriber: Transcriber, job: Job) -> Outcome:
 
 
 def in_this_process(make_transcriber: Callable[[], Transcriber]) -> JobRunner:
-    """The default runner: jobs one by one; the model is loaded on the first job only."""
+    """The default runner: jobs one by one; the model is loaded when the first recording that
+    decodes needs it, once."""
+    loaded: list[Transcriber] = []
+
+    def transcriber() -> Transcriber:
+        if not loaded:
+            loaded.append(make_transcriber())
+        return loaded[0]
 
     def run(jobs: Sequence[Job]) -> Iterator[tuple[Job, Outcome]]:
-        transcriber: Transcriber | None = None
         for job in jobs:
-            if transcriber is None:
-                transcriber = make_transcriber()
             yield job, transcribe_job(transcriber, job)
 
     return run
