@@ -86,7 +86,7 @@ class TranscriptStore:
 
     def get(self, call_id: str) -> Call | None:
         """The stored transcript of ``call_id``, or None when there is none."""
-        return read_call_file(self.path(call_id)) if self.contains(call_id) else None
+        return self.read(call_id) if self.contains(call_id) else None
 
     def remove(self, call_id: str) -> bool:
         """Delete the call's transcript; False when there was none."""
