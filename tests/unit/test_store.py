@@ -45,10 +45,12 @@ def test_an_uncompressed_store_migrates_when_read(tmp_path: Path) -> None:
 
     assert store.call_ids() == sorted(c.call_id for c in calls)
     assert store.contains(calls[0].call_id)
+    assert store.get("no-such-call") is None
     assert sorted(p.name for p in store.root.iterdir()) == sorted(
         [f"{calls[0].call_id}.json", f"{calls[1].call_id}.json", f"{calls[2].call_id}.json.zst"]
     )
 
+    assert store.get(calls[0].call_id) == calls[0]  # as reindex reads the originals
     assert list(store.calls()) == sorted(calls, key=lambda c: c.call_id)  # as reindex reads
 
     assert sorted(p.name for p in store.root.iterdir()) == sorted(
