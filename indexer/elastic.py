@@ -26,9 +26,19 @@ log = logging.getLogger("earshot.es")
 T = TypeVar("T")
 
 
+def es_hosts(es_url: str) -> list[str]:
+    """The node URLs of ``es_url`` (one, or several comma-separated)."""
+    hosts = [url.strip() for url in es_url.split(",") if url.strip()]
+    if not hosts:
+        raise ValueError("ES_URL names no Elasticsearch node")
+    return hosts
+
+
 def connect(settings: Settings) -> Elasticsearch:
+    # No sniffing: the nodes named are the ones reachable from here (a cluster's own addresses
+    # may not be); a node that fails a request is set aside and the request goes to the next.
     return Elasticsearch(
-        settings.es_url,
+        es_hosts(settings.es_url),
         request_timeout=settings.es_request_timeout_s,
         max_retries=settings.es_max_retries,
         retry_on_timeout=True,
@@ -36,7 +46,10 @@ def connect(settings: Settings) -> Elasticsearch:
 
 
 def redact_url(url: str) -> str:
-    """A URL fit for a message or a log: any user and password removed."""
+    """A URL fit for a message or a log: any user and password removed (from each of several
+    comma-separated node URLs too)."""
+    if "," in url:
+        return ",".join(redact_url(part) for part in url.split(","))
     try:
         parts = urlsplit(url)
     except ValueError:

@@ -35,7 +35,9 @@ class Settings(BaseSettings):
     es_url: str = Field(
         default="http://127.0.0.1:9200",
         validation_alias=AliasChoices("ES_URL", "EARSHOT_ES_URL"),
-        description="Elasticsearch to read and write; scripts/es-local starts one here.",
+        description="Elasticsearch to read and write; scripts/es-local starts one here. "
+        "Several nodes of one cluster: their URLs, comma-separated; requests go to each in turn "
+        "and move to the others while one is down.",
     )
     calls_alias: str = Field(
         default="calls", description="Alias every reader and writer uses for the calls index."

@@ -4,6 +4,7 @@
     ingest AUDIO... [--out DIR]     the same, then load every good transcript
     voices enroll --manager ID AUDIO...   store a manager's voiceprint (docs/asr.md)
     voices list | voices delete ID | voices reassign [--manager ID]
+    ... --ray [ADDRESS]             recognition on a Ray cluster (indexer/asr/distributed.py)
 
 AUDIO may be files or directories (searched for wav, mp3, ogg/opus, flac, m4a). Exit status:
 0 when every recording succeeded, 1 when any failed (each named on stderr), 2 for an unusable
@@ -75,6 +76,22 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--diarization-model-dir", type=Path, help="local pyannote pipeline")
     parser.add_argument("--force", action="store_true", help="redo recordings already done")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    cluster = parser.add_argument_group("Ray cluster (the 'ray' extra; docs/asr.md)")
+    cluster.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="transcribe on a Ray cluster: ADDRESS of its head (host:port), or none for the "
+        "cluster RAY_ADDRESS names, else a new one on this machine",
+    )
+    cluster.add_argument(
+        "--ray-workers", type=int, help="recognition workers (default: one per CPU or GPU)"
+    )
+    cluster.add_argument(
+        "--ray-gpu-share", type=float, help="share of a GPU per worker on GPU nodes (default 1)"
+    )
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -96,15 +113,26 @@ def _run_batch(args: argparse.Namespace, settings: Settings, out: Path) -> Any:
     from indexer.asr.metadata import MetadataSource
     from indexer.asr.pipeline import Transcriber, run_batch
 
-    return run_batch(
-        args.audio,
-        out,
-        settings,
-        lambda: Transcriber.from_settings(settings),
-        MetadataSource(args.manifest),
-        force=args.force,
-        progress=not args.quiet,
-    )
+    def batch(runner: Any = None) -> Any:
+        return run_batch(
+            args.audio,
+            out,
+            settings,
+            lambda: Transcriber.from_settings(settings),
+            MetadataSource(args.manifest),
+            force=args.force,
+            progress=not args.quiet,
+            runner=runner,
+        )
+
+    if args.ray is None:
+        return batch()
+    from indexer.asr.distributed import RayRunner  # ray is imported only for --ray
+
+    with RayRunner(
+        settings, args.ray, workers=args.ray_workers, gpu_share=args.ray_gpu_share
+    ) as runner:
+        return batch(runner)
 
 
 def _transcribe(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ A batch never stops for one bad file: every failure becomes one line naming the 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -407,6 +407,60 @@ def expand_audio_paths(paths: Iterable[Path], summary: BatchSummary) -> list[Pat
     return found.files
 
 
+@dataclass(frozen=True)
+class Job:
+    """One recording that needs transcribing, and where its transcript goes."""
+
+    probe: AudioProbe
+    meta: ResolvedMetadata
+    key: str  # the ledger key: content + metadata + shaping settings
+    output: Path
+    max_audio_s: float  # the batch's asr_max_audio_s, checked where the recording is decoded
+
+
+# A transcript, or the one line that says why this recording has none ("<file>: <reason>").
+Outcome = Call | str
+# Transcribes jobs, yielding each job once with its outcome, in any order. An unusable model is
+# raised (``AsrModelError``), not yielded per job. The default runs them here, one by one;
+# ``indexer.asr.distributed`` runs them on a Ray cluster.
+JobRunner = Callable[[Sequence[Job]], Iterator[tuple[Job, Outcome]]]
+
+
+def transcribe_job(transcriber: Callable[[], Transcriber], job: Job) -> Outcome:
+    """Decode and transcribe one recording; a bad recording becomes its failure line.
+
+    The recording is decoded before ``transcriber`` is asked for the model, so a recording
+    refused for itself (too long, unreadable) never costs a model load."""
+    try:
+        audio = decode(job.probe, job.max_audio_s)
+        return transcriber().transcribe(audio, job.meta)
+    except AsrModelError:
+        raise  # no recording can be transcribed: the caller exits 2, not N failures
+    except EarshotError as exc:
+        return str(exc)
+    except Exception as exc:
+        # One recording that trips a library bug must not cost the rest of the batch;
+        # the message names the file and the exception so it can be reproduced.
+        return f"{job.probe.path}: unexpected {type(exc).__name__}: {exc}"
+
+
+def in_this_process(make_transcriber: Callable[[], Transcriber]) -> JobRunner:
+    """The default runner: jobs one by one; the model is loaded when the first recording that
+    decodes needs it, once."""
+    loaded: list[Transcriber] = []
+
+    def transcriber() -> Transcriber:
+        if not loaded:
+            loaded.append(make_transcriber())
+        return loaded[0]
+
+    def run(jobs: Sequence[Job]) -> Iterator[tuple[Job, Outcome]]:
+        for job in jobs:
+            yield job, transcribe_job(transcriber, job)
+
+    return run
+
+
 def run_batch(
     paths: Sequence[Path],
     out_dir: Path,
@@ -416,12 +470,15 @@ def run_batch(
     *,
     force: bool = False,
     progress: bool = True,
+    runner: JobRunner | None = None,
 ) -> BatchSummary:
     """Transcribe every recording into ``out_dir/<call_id>.json``; failures do not stop it.
 
     ``make_transcriber`` is called once, and only if some file needs transcribing, so a re-run
     over finished files never loads a model. An unusable model (``AsrModelError``, from it or
     from a model loaded on first use) ends the batch: it is raised, not counted per file.
+    ``runner`` replaces the in-process transcription (``make_transcriber`` is then unused);
+    whatever runs the jobs, transcripts and the ledger are written here, once per recording.
     """
     started = time.monotonic()
     summary = BatchSummary()
@@ -434,8 +491,9 @@ def run_batch(
             summary.failures.append(str(exc))
     ledger = Ledger(out_dir)
     fingerprint = settings_fingerprint(settings)
-    transcriber: Transcriber | None = None
     claimed: dict[str, Path] = {}  # call id → recording, to refuse two files for one call
+    calls: dict[Path, SourcedCall] = {}  # by recording, to list them in input order
+    pending: list[Job] = []
     total_s = sum(p.duration_s or 0.0 for p in probes)
     with tqdm(
         total=round(total_s, 1), unit="s", desc="transcribing", disable=not progress, leave=False
@@ -450,31 +508,34 @@ def run_batch(
                     )  # fmt: skip
                 claimed[meta.call_id] = item.path
                 key = job_key(file_digest(item.path), {"meta": asdict(meta), "asr": fingerprint})
-                output = out_dir / f"{meta.call_id}.json"
                 done = None if force else ledger.done(key)
-                if done is not None:
-                    summary.calls.append(SourcedCall(str(done), read_call_file(done)))
-                    summary.skipped += 1
+                if done is None:
+                    output = out_dir / f"{meta.call_id}.json"
+                    pending.append(Job(item, meta, key, output, settings.asr_max_audio_s))
                     continue
-                if transcriber is None:
-                    transcriber = make_transcriber()
-                call = transcriber.transcribe(decode(item, settings.asr_max_audio_s), meta)
-                write_call_file(call, output)
-                ledger.record(key, output)
-                summary.calls.append(SourcedCall(str(output), call))
-                summary.transcribed += 1
-                summary.empty += not call.utterances
-                summary.audio_s += call.duration_s
-            except AsrModelError:
-                raise  # no recording can be transcribed: the caller exits 2, not N failures
+                calls[item.path] = SourcedCall(str(done), read_call_file(done))
+                summary.skipped += 1
             except EarshotError as exc:
                 summary.failures.append(str(exc))
             except Exception as exc:
-                # One recording that trips a library bug must not cost the rest of the batch;
-                # the message names the file and the exception so it can be reproduced.
                 summary.failures.append(f"{item.path}: unexpected {type(exc).__name__}: {exc}")
-            finally:
-                bar.update(round(item.duration_s or 0.0, 1))
+            bar.update(round(item.duration_s or 0.0, 1))
+        for job, outcome in (runner or in_this_process(make_transcriber))(pending):
+            bar.update(round(job.probe.duration_s or 0.0, 1))
+            if isinstance(outcome, str):
+                summary.failures.append(outcome)
+                continue
+            try:
+                write_call_file(outcome, job.output)
+            except (EarshotError, OSError) as exc:
+                summary.failures.append(f"{job.probe.path}: transcript not written: {exc}")
+                continue
+            ledger.record(job.key, job.output)
+            calls[job.probe.path] = SourcedCall(str(job.output), outcome)
+            summary.transcribed += 1
+            summary.empty += not outcome.utterances
+            summary.audio_s += outcome.duration_s
+    summary.calls = [calls[path] for path in dict.fromkeys(p.path for p in probes) if path in calls]
     summary.wall_s = time.monotonic() - started
     return summary
 

@@ -17,13 +17,14 @@ call, and the loader writes only into an index built under that same policy.
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
-from elasticsearch import Elasticsearch
+from elasticsearch import ApiError, Elasticsearch
 from tqdm import tqdm
 
 from indexer import files
@@ -45,7 +46,9 @@ class Progress(Protocol):
     def update(self, n: float | None = 1) -> bool | None: ...
 
 
-TRANSCRIPT_SUFFIXES = frozenset({".json", ".jsonl"})
+# .json.zst: the transcript store's files (``python -m indexer load`` of a store directory).
+TRANSCRIPT_SUFFIXES = frozenset({".json", ".jsonl", ".zst"})
+REQUEST_TOO_LARGE = 413  # the bulk body is over the node's http.max_content_length
 
 
 @dataclass
@@ -83,7 +86,8 @@ def expand_paths(paths: Iterable[Path], summary: LoadSummary) -> list[Path]:
     summary.skipped += [str(path) for path in found.unwanted]
     summary.failures += [f"{path}: no such file or directory" for path in found.missing]
     summary.warnings += [
-        f"{path}: no transcript files (*.json, *.jsonl) found under it" for path in found.empty
+        f"{path}: no transcript files (*.json, *.jsonl, *.json.zst) found under it"
+        for path in found.empty
     ]
     return found.files
 
@@ -208,20 +212,40 @@ class BulkSender:
     def send(self, ready: list[tuple[SourcedCall, dict[str, Any]]], index: str) -> list[str]:
         """Index the documents into ``index`` (an alias or an index), resending what failed for
         a transient reason; return the ids that landed. Refused documents become failures
-        naming the call and the reason."""
+        naming the call and the reason. A request over Elasticsearch's size limit (413) is
+        split in halves until each part fits; a single call over it is refused alone."""
         landed: list[str] = []
-        waiting = ready
-        while waiting:
+        parts: deque[list[tuple[SourcedCall, dict[str, Any]]]] = deque([ready] if ready else [])
+        while parts:
+            waiting = parts.popleft()
             operations: list[dict[str, Any]] = []
             for item, document in waiting:
                 operations += [{"index": {"_index": index, "_id": item.call.call_id}}, document]
             what = f"sending {len(waiting)} calls ({waiting[0][0].call.call_id} ...)"
             try:
                 response = self.es.bulk(operations=operations)
+            except ApiError as exc:
+                if exc.meta.status != REQUEST_TOO_LARGE:
+                    if not is_transient(exc):
+                        raise
+                    self.backoff.pause(what, describe(exc))
+                    parts.appendleft(waiting)
+                    continue
+                if len(waiting) == 1:
+                    item = waiting[0][0]
+                    self.summary.failures.append(
+                        f"{item.source}: call {item.call.call_id} rejected by Elasticsearch: "
+                        "larger than one request may be (413; its http.max_content_length)"
+                    )
+                else:
+                    half = len(waiting) // 2
+                    parts.extendleft([waiting[half:], waiting[:half]])  # in order, first half next
+                continue
             except Exception as exc:
                 if not is_transient(exc):
                     raise
                 self.backoff.pause(what, describe(exc))
+                parts.appendleft(waiting)
                 continue
             again = []
             reason = ""
@@ -244,7 +268,7 @@ class BulkSender:
                 self.backoff.succeeded()
             if again:
                 self.backoff.pause(what, f"{len(again)} refused for now: {reason}")
-            waiting = again
+                parts.appendleft(again)
         return landed
 
 

@@ -1,7 +1,11 @@
 """The transcript store: the source of truth the calls index is rebuilt from.
 
-One canonical transcript JSON per call, ``<store_dir>/<calls_alias>/<call_id>.json``, written
-atomically by the loader before the call is indexed. The index holds derived data (terms,
+One canonical transcript per call, ``<store_dir>/<calls_alias>/<call_id>.json.zst`` (compact
+JSON, zstd-compressed: ``zstdcat FILE | jq`` reads it), written atomically by the loader before
+the call is indexed. Stores written before compression hold ``<call_id>.json``: they are read
+as they are, and each such file is rewritten compressed (and the plain one removed) when its
+call is stored again or read from the store (``calls()``, as reindex does), so an old store
+migrates by itself without a separate step. The index holds derived data (terms,
 lemmas, metrics) that the current code computes from these files, so ``reindex`` can rebuild any
 index version from them, even one whose documents were lost. Each alias has its own directory:
 two aliases (a test alias, a staging one) never mix their calls.
@@ -18,7 +22,16 @@ from pathlib import Path
 
 from indexer.errors import TranscriptError
 from indexer.settings import Settings
-from indexer.transcript import Call, is_call_id, read_call_file, write_call_file
+from indexer.transcript import (
+    COMPRESSED_SUFFIX,
+    Call,
+    is_call_id,
+    read_call_file,
+    write_call_file,
+)
+
+STORED_SUFFIX = ".json" + COMPRESSED_SUFFIX
+LEGACY_SUFFIX = ".json"  # a store from before compression
 
 
 class TranscriptStore:
@@ -44,38 +57,67 @@ class TranscriptStore:
         return cls(settings.redaction_originals_dir / settings.calls_alias)
 
     def path(self, call_id: str) -> Path:
+        """Where the call's transcript is written (and read, unless only a legacy one exists)."""
+        return self._file(call_id, STORED_SUFFIX)
+
+    def _file(self, call_id: str, suffix: str) -> Path:
         if not is_call_id(call_id):
             raise ValueError(f"not a call id: {call_id!r}")
-        return self.root / f"{call_id}.json"
+        return self.root / f"{call_id}{suffix}"
 
     def put(self, call: Call) -> None:
         """Write (or replace) the call's transcript; a reader never sees half a file."""
         write_call_file(call, self.path(call.call_id))
+        self._file(call.call_id, LEGACY_SUFFIX).unlink(missing_ok=True)  # migrated
+
+    def read(self, call_id: str) -> Call:
+        """The stored call; a legacy plain-JSON file is rewritten compressed on the way."""
+        path = self.path(call_id)
+        if path.is_file():
+            call = read_call_file(path)
+        else:
+            legacy = self._file(call_id, LEGACY_SUFFIX)
+            call = read_call_file(legacy)
+            if call.call_id == call_id:
+                self.put(call)
+        if call.call_id != call_id:
+            raise TranscriptError(str(path), "call_id", f"is '{call.call_id}', not the file's name")
+        return call
 
     def get(self, call_id: str) -> Call | None:
         """The stored transcript of ``call_id``, or None when there is none."""
-        return read_call_file(self.path(call_id)) if self.contains(call_id) else None
+        return self.read(call_id) if self.contains(call_id) else None
 
     def remove(self, call_id: str) -> bool:
         """Delete the call's transcript; False when there was none."""
-        try:
-            self.path(call_id).unlink()
-        except FileNotFoundError:
-            return False
-        return True
+        removed = False
+        for suffix in (STORED_SUFFIX, LEGACY_SUFFIX):
+            try:
+                self._file(call_id, suffix).unlink()
+                removed = True
+            except FileNotFoundError:
+                pass
+        return removed
 
     def contains(self, call_id: str) -> bool:
-        return is_call_id(call_id) and self.path(call_id).is_file()
+        return is_call_id(call_id) and any(
+            self._file(call_id, suffix).is_file() for suffix in (STORED_SUFFIX, LEGACY_SUFFIX)
+        )
 
     def call_ids(self) -> list[str]:
         """Every stored call id, sorted (write_call_file's temporary files start with a dot)."""
         if not self.root.is_dir():
             return []
-        return sorted(
-            path.stem
-            for path in self.root.glob("*.json")
-            if not path.name.startswith(".") and is_call_id(path.stem)
-        )
+        ids = set()
+        for path in self.root.iterdir():
+            name = path.name
+            if name.startswith("."):
+                continue
+            for suffix in (STORED_SUFFIX, LEGACY_SUFFIX):
+                if name.endswith(suffix) and is_call_id(call_id := name[: -len(suffix)]):
+                    ids.add(call_id)
+                    break
+        return sorted(ids)
 
     def is_empty(self) -> bool:
         return not self.call_ids()
@@ -84,12 +126,7 @@ class TranscriptStore:
         """Every stored call, in call id order. A file that no longer matches the contract
         raises TranscriptError naming it: the source of truth must not be skipped silently."""
         for call_id in self.call_ids():
-            call = read_call_file(self.path(call_id))
-            if call.call_id != call_id:
-                raise TranscriptError(
-                    str(self.path(call_id)), "call_id", f"is '{call.call_id}', not the file's name"
-                )
-            yield call
+            yield self.read(call_id)
 
     def __str__(self) -> str:
         return str(self.root)

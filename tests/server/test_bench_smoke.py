@@ -136,3 +136,29 @@ def test_ingest_then_search_finds_exactly_the_planted_calls(
     figures = json.loads((tmp_path / "load.json").read_text(encoding="utf-8"))["load"]
     assert figures["errors"] == 0
     assert figures["requests"] > 0
+
+
+def test_bench_store_measures_both_stores(tmp_path: Path) -> None:
+    out = tmp_path / "store.json"
+    done = run("bench-store", "--count", "20", "--levels", "3", "--json", out)
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(out.read_text(encoding="utf-8"))
+    assert figures["count"] == 20
+    before, after = figures["indented JSON (before)"], figures["zstd JSON (after)"]
+    assert before["bytes_per_call"] > after["bytes_per_call"] > 0
+    assert figures["ratio_bytes"] >= 5, "the store's target: at least 5x smaller"
+    assert "| zstd JSON (after) |" in done.stdout
+
+
+@pytest.mark.asr
+def test_bench_asr_ray_compares_worker_counts(shared_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ray.json"
+    done = run(
+        "bench-asr-ray", shared_dir / "real-audio" / "short_ru.wav", "--copies", "2",
+        "--repeat", "1", "--workers", "1,2", "--no-local", "--json", out, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(out.read_text(encoding="utf-8"))["results"]
+    assert set(results) == {"Ray, 1 worker", "Ray, 2 workers"}
+    assert all(speed > 0 for speed in results.values())
+    assert "| Ray, 2 workers |" in done.stdout

@@ -126,7 +126,7 @@ def test_every_loaded_call_is_in_the_store(
     assert store is not None
     assert store.call_ids() == ["call-0", "call-1", "call-2"]  # the invalid one is not stored
     for call_id in store.call_ids():
-        assert read_call_file(store.path(call_id)) == read_call_file(tmp_path / f"{call_id}.json")
+        assert store.read(call_id) == read_call_file(tmp_path / f"{call_id}.json")
     assert settings.store_dir is not None
     assert store.root == settings.store_dir / settings.calls_alias
 

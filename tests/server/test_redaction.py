@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import zstandard
 from builders import make_call
 from elasticsearch import Elasticsearch
 from fastapi.testclient import TestClient
@@ -69,6 +70,11 @@ def masked_api(masked: Settings) -> Iterator[TestClient]:
         yield client
 
 
+def _on_disk(path: Path) -> str:
+    """A stored transcript as the bytes on disk say it (the store keeps zstd-compressed JSON)."""
+    return zstandard.ZstdDecompressor().decompress(path.read_bytes()).decode("utf-8")
+
+
 def _load(es: Elasticsearch, settings: Settings, calls: list[Call]) -> None:
     summary = load_calls(
         es,
@@ -93,7 +99,7 @@ def test_masking_leaves_no_digits_anywhere_and_tokens_are_searchable(
     store = TranscriptStore.of(masked)
     assert store is not None
     for call_id in ("ru-card", "en-card"):
-        stored = store.path(call_id).read_text(encoding="utf-8")
+        stored = _on_disk(store.path(call_id))
         assert not SECRETS.search(stored), stored
         assert "[card]" in stored
         source = es.get(index=masked.calls_alias, id=call_id)["_source"]  # what Kibana reads
@@ -179,7 +185,7 @@ def test_kept_originals_let_a_policy_be_lifted(
     kept = TranscriptStore.originals(masked)
     assert kept is not None
     assert kept.call_ids() == ["en-card", "en-plain", "ru-card"]
-    assert CARD in kept.path("en-card").read_text(encoding="utf-8")
+    assert CARD in _on_disk(kept.path("en-card"))
 
     lifted = settings.model_copy(update={"redaction_originals_dir": originals_dir})
     result = reindex(es, lifted, tag=current_tagger(es, lifted))
