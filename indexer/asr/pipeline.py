@@ -62,6 +62,7 @@ from indexer.asr.schema import (
 )
 from indexer.asr.segmentation import merge_in_time_order, split_utterances
 from indexer.asr.speakers import attribute_words, talk_by_speaker
+from indexer.asr.tokens import merge_tokens
 from indexer.asr.voices import VOICE_MODEL, VoiceStore
 from indexer.asr.words import fill_untimed
 from indexer.errors import AsrModelError, AudioError, EarshotError, TranscriptError
@@ -217,7 +218,9 @@ class Transcriber:
             segments = self.engine.recognize_words(samples, chunks, language)
         words: list[Word] = []
         for segment in segments:
-            raw = segment.words or tuple(TimedWord(t, None, None) for t in segment.text.split())
+            raw = merge_tokens(segment.words) or [
+                TimedWord(t, None, None) for t in segment.text.split()
+            ]
             words.extend(fill_untimed(raw, segment.start, segment.end))
         return words
 
