@@ -149,6 +149,29 @@ def _classify(term: str) -> tuple[_Kind, Decimal] | None:
     return None
 
 
+def is_number_term(term: str) -> bool:
+    """A term written in digits (``15000``, ``2.5``): the value a spoken number may have."""
+    return _DIGITS.match(term) is not None
+
+
+def max_spoken_width(term: str) -> int:
+    """The most terms a number in digits can take said in words (by the rules above), so a
+    query for it needs no alternative wider than that: per group of three digits at most five
+    (``two hundred and twenty five``) and its scale; decimals one per digit after ``point``."""
+    whole, _, fraction = term.partition(".")
+    width = len(fraction) + 1 if fraction else 0
+    digits = whole.lstrip("0") or "0"
+    groups = [digits[max(0, end - 3) : end] for end in range(len(digits), 0, -3)]
+    for scale, group in enumerate(groups):
+        value = int(group)
+        if value == 0:
+            continue
+        hundreds, rest = divmod(value, 100)
+        words = (3 if hundreds else 0) + (2 if rest > 20 and rest % 10 else 1 if rest else 0)
+        width += words + (1 if scale else 0)
+    return max(width, 1)
+
+
 def _format(value: Decimal) -> str:
     if value == value.to_integral_value():
         return str(int(value))

@@ -5,8 +5,9 @@ match.
 The two are independent implementations of one meaning — Lucene intervals over the indexed
 positions, and Python over the words — and both must agree, because the API trusts Elasticsearch
 for *which* calls match and Python for *where*, and trackers tag calls at load time in Python.
-Transcripts and queries come from a tiny vocabulary (with word forms, case, punctuation and a
-number said in two groups) so that matches, overlaps, repeats and window edges are frequent.
+Transcripts and queries come from a tiny vocabulary (with word forms, case, punctuation, a
+number written in two groups, numbers said in words, a brand in both scripts) so that matches,
+overlaps, repeats and window edges are frequent.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ from indexer.transcript import Call
 
 SPOKEN = ["Цена", "цены,", "цену", "дорого!", "дорогой", "скидка", "price", "prices.", "да", "15"]
 SPOKEN += ["000", "нет"]
-TYPED = ["цена", "цены", "дорого", "скидка", "price", "да", "нет", "15 000"]
+# Numbers said in words (one and two words wide) and a brand in both scripts.
+SPOKEN += ["пятнадцать", "тысяч", "fifteen", "hundred", "Salesforce", "сейлсфорс"]
+TYPED = ["цена", "цены", "дорого", "скидка", "price", "да", "нет", "15 000", "15", "1500"]
+TYPED += ["salesforce", "сейлсфорс"]
 PREFIXES = ["цен*", "дор*", "pri*", "ск*"]
 example_counter = itertools.count()
 
@@ -101,7 +105,7 @@ def expected_hits(calls: list[Call], query: str, mode: Mode) -> set[tuple[str, i
 @given(
     generated=st.lists(call_st, min_size=1, max_size=4),
     query=query_st,
-    mode=st.sampled_from([Mode.EXACT, Mode.FORMS]),
+    mode=st.sampled_from([Mode.EXACT, Mode.FORMS, Mode.VARIANTS]),
 )
 def test_elasticsearch_and_python_agree_on_every_query(
     api: TestClient,
