@@ -14,7 +14,7 @@ A batch never stops for one bad file: every failure becomes one line naming the 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +103,7 @@ class Transcriber:
         diarizer: Diarizer | None = None,
         embedder: VoiceEmbedder | None = None,
         voiceprints: VoiceStore | None = None,
+        hotwords: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -110,6 +111,8 @@ class Transcriber:
         self.diarizer = diarizer
         self.embedder = embedder  # speakers' voices, for voiceprints
         self.voiceprints = voiceprints
+        # Language → the vocabulary's terms offered to the model (unaligned path only).
+        self.hotwords = dict(hotwords or {})
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Transcriber:
@@ -215,7 +218,9 @@ class Transcriber:
                 self.engine.recognize_text(samples, language), samples, language
             )
         else:
-            segments = self.engine.recognize_words(samples, chunks, language)
+            segments = self.engine.recognize_words(
+                samples, chunks, language, self.hotwords.get(language)
+            )
         words: list[Word] = []
         for segment in segments:
             raw = merge_tokens(segment.words) or [
