@@ -148,9 +148,12 @@ class Run:
     wall_s: float
 
 
-def measure(out: Path, repeats: int = 2) -> list[Run]:
+def measure(out: Path, repeats: int = 2, controls: Path | None = None) -> list[Run]:
     """Each language's call transcribed without and with hotwords (best CPU time of
-    ``repeats``; the model is loaded once and warmed up first)."""
+    ``repeats``; the model is loaded once and warmed up first). With ``controls`` (the
+    directory of scripts/make-test-audio), its en_call and ru_call too — calls where no term
+    is said, to see what the offered terms cost there."""
+    import json
     from dataclasses import replace
 
     from indexer.asr.audio import decode, probe
@@ -160,12 +163,23 @@ def measure(out: Path, repeats: int = 2) -> list[Run]:
 
     plain = Transcriber.from_settings(Settings())
     runs: list[Run] = []
+    cases: list[tuple[str, Path, str]] = []
     for language in ("en", "ru"):
-        path = make_call_audio(language, out)
+        reference = " ".join(text for _, text in SENTENCES[language])
+        cases.append((language, make_call_audio(language, out), reference))
+    for name in ("en_call", "ru_call") if controls else ():
+        assert controls is not None
+        truth = json.loads((controls / f"{name}.truth.json").read_text(encoding="utf-8"))
+        turns = sorted(truth["turns"], key=lambda t: t["start"])
+        reference = " ".join(t["text"] for t in turns)
+        cases.append(
+            (f"{truth['language']} (control: {name})", controls / truth["audio"], reference)
+        )
+    for label, path, reference in cases:
+        language = label[:2]
         audio = probe(path)
         decoded = decode(audio, 3600)
         meta = replace(MetadataSource().lookup(audio), language=language)
-        reference = " ".join(text for _, text in SENTENCES[language])
         plain.transcribe(decoded, meta)  # warm-up
         for offered in (False, True):
             hotwords = {language: ", ".join(TERMS[language])} if offered else {}
@@ -181,6 +195,6 @@ def measure(out: Path, repeats: int = 2) -> list[Run]:
             assert best is not None
             said, found = term_recall(reference, best[2], TERMS[language])
             runs.append(
-                Run(language, offered, best[2], wer(reference, best[2]), said, found, *best[:2])
+                Run(label, offered, best[2], wer(reference, best[2]), said, found, *best[:2])
             )
     return runs
