@@ -45,6 +45,8 @@ MAX_SPELLING_LENGTH = 100
 # One query pattern expanded into at most this many spellings (terms multiply each other).
 MAX_EXPANSIONS = 64
 LANGUAGE_PATTERN = r"^(any|[a-z]{2})$"
+# Whisper keeps the last 223 tokens of a prompt; Cyrillic takes about a token per 2 characters.
+MAX_HOTWORDS_CHARS = 400
 
 
 def vocabulary_index(alias: str) -> str:
@@ -231,6 +233,22 @@ class Vocabulary:
     def hotwords(self, language: str) -> list[str]:
         """The canonical forms offered to the recognizer for calls in ``language``."""
         return [t.canonical for t in self.terms if t.language in ("any", language)]
+
+    def hotwords_by_language(self) -> dict[str, str]:
+        """Language (``any`` for the rest) → the terms as one prompt, within what Whisper
+        keeps of a prompt (it drops all but the last ~220 tokens: terms past
+        ``MAX_HOTWORDS_CHARS`` are left out, the first ones kept)."""
+        languages = {"any"} | {t.language for t in self.terms}
+        found: dict[str, str] = {}
+        for language in sorted(languages):
+            kept: list[str] = []
+            for term in self.hotwords(language):
+                if len(", ".join([*kept, term])) > MAX_HOTWORDS_CHARS:
+                    break
+                kept.append(term)
+            if kept:
+                found[language] = ", ".join(kept)
+        return found
 
 
 EMPTY = Vocabulary()

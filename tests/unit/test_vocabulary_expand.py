@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from indexer.query import Match, Near, Not, Or, Pattern, parse_query
 from pydantic import ValidationError
 
 from indexer.errors import QueryError
-from indexer.query import Match, Near, Not, Or, Pattern, parse_query
 from indexer.vocabulary import TermSpec, Vocabulary
 
 BITRIX = TermSpec(canonical="Битрикс24", spellings=["Bitrix24", "битрикс 24"])
@@ -69,3 +69,20 @@ def test_terms_must_be_searchable() -> None:
     with pytest.raises(ValidationError):
         TermSpec(canonical="ok", language="russian")
     assert VOCABULARY.hotwords("ru") == ["Битрикс24", "HubSpot"]
+
+
+def test_hotwords_per_language_fit_the_prompt() -> None:
+    vocabulary = Vocabulary.of(
+        [
+            TermSpec(canonical="amoCRM"),
+            TermSpec(canonical="Битрикс24", language="ru"),
+            TermSpec(canonical="Zendesk", language="en"),
+            *[TermSpec(canonical=f"Term{n:03d}", language="en") for n in range(100)],
+        ]
+    )
+    found = vocabulary.hotwords_by_language()
+    assert found["any"] == "amoCRM"
+    assert found["ru"] == "amoCRM, Битрикс24"
+    assert found["en"].startswith("amoCRM, Zendesk, Term000, ")
+    assert len(found["en"]) <= 400
+    assert "Term099" not in found["en"]
