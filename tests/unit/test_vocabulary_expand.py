@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from indexer.query import Match, Near, Not, Or, Pattern, parse_query
 from pydantic import ValidationError
 
 from indexer.errors import QueryError
+from indexer.search.query import Match, Near, Not, Or, Pattern, parse_query
 from indexer.vocabulary import TermSpec, Vocabulary
 
 BITRIX = TermSpec(canonical="Битрикс24", spellings=["Bitrix24", "битрикс 24"])
