@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Response
+from fastapi import APIRouter, Path, Response
 
 from api.deps import AdminAccess, EsDep, SettingsDep
 from api.schemas import Problem
-from indexer.errors import TrackerConflictError, VocabularyTermNotFoundError
 from indexer.trackers.changes import retag_all
 from indexer.vocabulary import (
     TermCreate,
@@ -35,10 +34,6 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _not_found(exc: VocabularyTermNotFoundError) -> HTTPException:
-    return HTTPException(status_code=404, detail=str(exc))
-
-
 @router.post(
     "",
     status_code=201,
@@ -48,10 +43,7 @@ def _not_found(exc: VocabularyTermNotFoundError) -> HTTPException:
     summary="Add a term; searches and trackers match each of its spellings from now on",
 )
 def create(spec: TermCreate, es: EsDep, settings: SettingsDep) -> VocabularyTerm:
-    try:
-        term = create_term(es, settings, spec)
-    except TrackerConflictError as exc:
-        raise HTTPException(status_code=409, detail=str(exc)) from exc
+    term = create_term(es, settings, spec)
     retag_all(es, settings)
     return term
 
@@ -64,10 +56,7 @@ def list_all(es: EsDep, settings: SettingsDep) -> VocabularyList:
 
 @router.get("/{term_id}", response_model=VocabularyTerm, responses=NOT_FOUND, summary="One term")
 def get_one(term_id: TermId, es: EsDep, settings: SettingsDep) -> VocabularyTerm:
-    try:
-        return get_term(es, settings, term_id)
-    except VocabularyTermNotFoundError as exc:
-        raise _not_found(exc) from exc
+    return get_term(es, settings, term_id)
 
 
 @router.put(
@@ -78,10 +67,7 @@ def get_one(term_id: TermId, es: EsDep, settings: SettingsDep) -> VocabularyTerm
     summary="Change a term (canonical form, spellings, language); calls are re-tagged",
 )
 def replace(term_id: TermId, spec: TermSpec, es: EsDep, settings: SettingsDep) -> VocabularyTerm:
-    try:
-        term = replace_term(es, settings, term_id, spec)
-    except VocabularyTermNotFoundError as exc:
-        raise _not_found(exc) from exc
+    term = replace_term(es, settings, term_id, spec)
     retag_all(es, settings)
     return term
 
@@ -95,9 +81,6 @@ def replace(term_id: TermId, spec: TermSpec, es: EsDep, settings: SettingsDep) -
     summary="Delete a term; calls are re-tagged",
 )
 def delete(term_id: TermId, es: EsDep, settings: SettingsDep) -> Response:
-    try:
-        delete_term(es, settings, term_id)
-    except VocabularyTermNotFoundError as exc:
-        raise _not_found(exc) from exc
+    delete_term(es, settings, term_id)
     retag_all(es, settings)
     return Response(status_code=204)
