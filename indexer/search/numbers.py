@@ -283,6 +283,8 @@ def spoken_numbers(terms: Sequence[str]) -> list[SpokenNumber]:
     """Every number spelled out in ``terms`` (longest first, left to right, not overlapping)."""
     reader = _Reader(terms)
     found: list[SpokenNumber] = []
+    if not any(reader.kinds):
+        return found  # most utterances say no number: skip the reading
     at = 0
     while at < len(terms):
         read = reader.number(at) if reader.kinds[at] is not None else None

@@ -157,6 +157,7 @@ def skeleton(term: str) -> str:
     return ""
 
 
+@lru_cache(maxsize=200_000)
 def indexed_key(term: str) -> str:
     """The token stored for a term in the aligned transliteration field."""
     found = skeleton(term)
