@@ -92,6 +92,10 @@ _RUSSIAN = {
     "тысяча": (_Kind.SCALE, 1_000),
     "миллион": (_Kind.SCALE, 1_000_000),
     "миллиард": (_Kind.SCALE, 1_000_000_000),
+    # How the recognizer abbreviates them ("15 тыс. рублей", "2 млн").
+    "тыс": (_Kind.SCALE, 1_000),
+    "млн": (_Kind.SCALE, 1_000_000),
+    "млрд": (_Kind.SCALE, 1_000_000_000),
 }
 
 _ENGLISH_UNITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -142,7 +146,7 @@ def _classify(term: str) -> tuple[_Kind, Decimal] | None:
         kind, value = _ENGLISH[term]
         return kind, Decimal(value)
     if _CYRILLIC.match(term):
-        for lemma in lemmas(term):
+        for lemma in (term, *lemmas(term)):
             if lemma in _RUSSIAN:
                 kind, value = _RUSSIAN[lemma]
                 return kind, Decimal("1.5") if kind is _Kind.HALF else Decimal(value)

@@ -29,6 +29,8 @@ def _values(text: str) -> list[tuple[str, str]]:
         ("четыреста девяносто шесть", "496"),
         ("15 тысяч", "15000"),
         ("2,5 тысячи", "2500"),
+        ("15 тыс.", "15000"),
+        ("2 млн", "2000000"),
         ("fifteen hundred", "1500"),
         ("fifteen thousand", "15000"),
         ("two hundred and fifty", "250"),
