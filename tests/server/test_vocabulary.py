@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from builders import make_call
+from builders import make_call, wait_for_job
 from elasticsearch import Elasticsearch
 from fastapi.testclient import TestClient
 
@@ -97,8 +97,9 @@ def test_trackers_and_stats_use_the_vocabulary_and_follow_its_changes(
 ) -> None:
     index_calls(*CALLS)
     tracker = api.post("/v1/trackers", json={"name": "CRM", "phrases": ["Битрикс24"]})
-    assert tracker.status_code == 201, tracker.text
-    tracker_id = tracker.json()["id"]
+    assert tracker.status_code == 202, tracker.text
+    assert wait_for_job(api, tracker.headers["Location"])["state"] == "done"
+    tracker_id = tracker.json()["tracker"]["id"]
     assert {c for c, tags in _tags(es, settings).items() if tracker_id in tags} == {"c-canonical"}
 
     term = api.post("/v1/vocabulary", json=BITRIX).json()
