@@ -3,8 +3,8 @@
 QueryError, bad or unknown parameters   → 400
 no or unknown API key                   → 401   (api/security/keys.py)
 read key on a write                     → 403   (api/security/keys.py)
-unknown call, tracker or job, no rec.   → 404
-tracker id taken, too many trackers     → 409
+unknown call, tracker, job or vocabulary term, no recording → 404
+tracker or term id taken, too many      → 409
 URL / body over the limits              → 414 / 413   (api/security/limits.py)
 SearchBackendError                      → 503
 Elasticsearch timed out                 → 504
@@ -39,6 +39,7 @@ from indexer.errors import (
     SearchTimeoutError,
     TrackerConflictError,
     TrackerNotFoundError,
+    VocabularyTermNotFoundError,
 )
 
 log = logging.getLogger("earshot.api")
@@ -61,7 +62,10 @@ def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 def _not_found(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, CallNotFoundError | TrackerNotFoundError | JobNotFoundError)
+    assert isinstance(
+        exc,
+        CallNotFoundError | TrackerNotFoundError | JobNotFoundError | VocabularyTermNotFoundError,
+    )
     return JSONResponse(status_code=404, content={"detail": str(exc)})
 
 
@@ -128,6 +132,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(CallNotFoundError, _not_found)
     app.add_exception_handler(TrackerNotFoundError, _not_found)
     app.add_exception_handler(JobNotFoundError, _not_found)
+    app.add_exception_handler(VocabularyTermNotFoundError, _not_found)
     app.add_exception_handler(TrackerConflictError, _conflict)
     app.add_exception_handler(SearchBackendError, _backend_error)
     app.add_exception_handler(Exception, _internal_error)

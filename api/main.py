@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api.errors import document_errors, install_error_handlers
 from api.head import HeadAsGet
-from api.routes import calls, export, health, jobs, search, trackers, web
+from api.routes import calls, export, health, jobs, search, trackers, vocabulary, web
 from api.security import ApiKeys, RequestLimits, authorize, reject_unknown_parameters
 from api.security.signing import UrlSigner, install_log_redaction
 from indexer.elastic import connect
@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(export.router)
     app.include_router(trackers.router)
     app.include_router(jobs.router)
+    app.include_router(vocabulary.router)
     app.include_router(calls.router)
     app.include_router(health.router)
     web.install(app)

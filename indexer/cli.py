@@ -5,6 +5,7 @@
                         --rollback, --prune [--all]
     delete CALL_ID...   delete calls for good (consent withdrawn): index, store, tombstone
     sync-tags           make every call's tracker tags true again (after a crash mid-change)
+    vocab add|list|delete  the company vocabulary: terms and their spellings
     schema              print the transcript JSON Schema (the file in mappings/ is this output)
     transcribe, ingest  see indexer/asr/cli.py
 
@@ -20,17 +21,32 @@ import sys
 from pathlib import Path
 
 from elasticsearch import Elasticsearch
+from pydantic import ValidationError
 
 from indexer.asr import cli as asr_cli
 from indexer.elastic import backend_errors, connect
-from indexer.errors import CallNotFoundError, IndexVersionError, ReindexError, SearchBackendError
+from indexer.errors import (
+    CallNotFoundError,
+    IndexVersionError,
+    ReindexError,
+    SearchBackendError,
+    TrackerConflictError,
+    VocabularyTermNotFoundError,
+)
 from indexer.index.deletion import delete_call
 from indexer.index.loader import LoadSummary, Tagger, load_paths
 from indexer.index.reindex import ReindexResult, Source, needs_reindex, prune, reindex, rollback
 from indexer.settings import Settings, get_settings
-from indexer.trackers.changes import sync_tags
+from indexer.trackers.changes import retag_all, sync_tags
 from indexer.trackers.tagging import current_tagger
 from indexer.transcript import json_schema
+from indexer.vocabulary import (
+    TermCreate,
+    create_term,
+    delete_term,
+    list_terms,
+    vocabulary_version,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_UNAVAILABLE = 0, 1, 2
 
@@ -177,6 +193,46 @@ def _sync_tags(_: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _vocab(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    es = connect(settings)
+    try:
+        if args.vocab_command == "list":
+            terms = list_terms(es, settings)
+            for term in terms:
+                spellings = ", ".join(term.spellings)
+                print(f"{term.id}\t{term.language}\t{term.canonical}\t{spellings}")
+            _say(f"{len(terms)} terms, version {vocabulary_version(terms)}")
+            return EXIT_OK
+        if args.vocab_command == "add":
+            try:
+                spec = TermCreate(
+                    canonical=args.canonical,
+                    spellings=args.spelling or [],
+                    language=args.language,
+                    id=args.id,
+                )
+            except ValidationError as exc:
+                for error in exc.errors():
+                    where = ".".join(str(part) for part in error["loc"])
+                    _say(f"error: {where}: {error['msg']}")
+                return EXIT_FAILED
+            term = create_term(es, settings, spec)
+            _say(f"added {term.id}")
+        else:
+            for term_id in args.term_ids:
+                delete_term(es, settings, term_id)
+                _say(f"deleted {term_id}")
+        _say(f"tracker tags re-checked: {retag_all(es, settings)} calls changed")
+    except (TrackerConflictError, VocabularyTermNotFoundError) as exc:
+        _say(f"error: {exc}")
+        return EXIT_FAILED
+    except SearchBackendError as exc:
+        _say(f"error: {exc}")
+        return EXIT_UNAVAILABLE
+    return EXIT_OK
+
+
 def _schema(_: argparse.Namespace) -> int:
     print(json.dumps(json_schema(), indent=2, ensure_ascii=False))
     return EXIT_OK
@@ -248,6 +304,20 @@ def build_parser() -> argparse.ArgumentParser:
         "sync-tags", help="make every call's tracker tags true again (after a crash mid-change)"
     )
     sync.set_defaults(run=_sync_tags)
+
+    vocab = commands.add_parser("vocab", help="the company vocabulary: terms and their spellings")
+    vocab_commands = vocab.add_subparsers(dest="vocab_command", required=True)
+    vocab_commands.add_parser(
+        "list", help="every term (tab-separated: id, language, canonical, spellings)"
+    )
+    add = vocab_commands.add_parser("add", help="add a term; tracker tags follow")
+    add.add_argument("canonical", help="how the term is written, e.g. Битрикс24")
+    add.add_argument("-s", "--spelling", action="append", help="another spelling (repeat for more)")
+    add.add_argument("-l", "--language", default="any", help="ru, en, … or any (default)")
+    add.add_argument("--id", help="the term's id (default: made from the canonical form)")
+    remove = vocab_commands.add_parser("delete", help="delete terms; tracker tags follow")
+    remove.add_argument("term_ids", nargs="+", metavar="TERM_ID")
+    vocab.set_defaults(run=_vocab)
 
     schema = commands.add_parser("schema", help="print the transcript JSON Schema")
     schema.set_defaults(run=_schema)

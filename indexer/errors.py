@@ -10,8 +10,9 @@
     ├── CallNotFoundError      no call with that id in the index or the transcript store
     ├── QueryError             a search query the user typed cannot be understood
     ├── TrackerNotFoundError   no tracker with that id
-    ├── TrackerConflictError   a tracker with that id exists, or there are as many as allowed
+    ├── TrackerConflictError   a tracker (or vocabulary term) with that id exists, or too many
     ├── JobNotFoundError       no tracker job with that id
+    ├── VocabularyTermNotFoundError  no vocabulary term with that id
     ├── AudioError             a recording cannot be decoded or is unusable
     └── AsrModelError          the configured ASR model cannot be used (missing, no CUDA)
 
@@ -85,6 +86,12 @@ class JobNotFoundError(EarshotError):
 
 class TrackerConflictError(EarshotError):
     """Creating the tracker would clash with the stored ones (its id, or their number)."""
+
+
+class VocabularyTermNotFoundError(EarshotError):
+    def __init__(self, term_id: str) -> None:
+        self.term_id = term_id
+        super().__init__(f"no vocabulary term with id '{term_id}'")
 
 
 class AudioError(EarshotError):

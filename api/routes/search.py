@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import date, datetime
 from typing import Annotated
 
+from elasticsearch import Elasticsearch
 from fastapi import APIRouter, Depends, Query
 
 from api.deps import EsDep, SettingsDep
@@ -27,6 +28,7 @@ from indexer.search import (
 )
 from indexer.settings import Settings
 from indexer.transcript import Direction
+from indexer.vocabulary import load_vocabulary
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
@@ -37,7 +39,8 @@ utterance, at most 5 words apart, either order), prefixes (`достав*`) and 
 (`manager:"добрый день" WITHIN first 30s`, `... WITHIN last 60s`). AND/OR/NOT hold over the
 whole call: `client:дорого AND NOT manager:скидка` is a call where the manager never said
 "скидка". Case, punctuation and ё/е are ignored; numbers match however they were written
-(15000, 15 000, 15,000). Leave out to list calls by the other filters alone."""
+(15000, 15 000, 15,000, пятнадцать тысяч); a term of the company vocabulary (/v1/vocabulary)
+matches each of its spellings. Leave out to list calls by the other filters alone."""
 
 
 METRIC_DESCRIPTION = f"""Only calls whose call metric compares so: `<metric><op><number>`
@@ -52,6 +55,7 @@ SORT_DESCRIPTION = """`relevance` (most mentions first; newest without `q`), `ne
 
 def search_request(
     settings: SettingsDep,
+    es: EsDep,
     q: Annotated[
         str | None,
         Query(
@@ -80,7 +84,10 @@ def search_request(
         Mode,
         Query(
             description="`exact`: the words as said (100% match). `forms`: any word form too "
-            "(цена → цены, цену, ценой; price → prices)."
+            "(цена → цены, цену, ценой; price → prices). `variants`: the words as said or "
+            "spelled in the other script (salesforce → сейлсфорс, битрикс → bitrix). In every "
+            "mode a vocabulary term finds each of its listed spellings and digits find a "
+            "number said in words."
         ),
     ] = Mode.EXACT,
     manager_id: Annotated[str | None, Query(max_length=128)] = None,
@@ -146,7 +153,7 @@ def search_request(
     if len(metrics) > settings.max_metric_filters:
         raise QueryError(f"metric: at most {settings.max_metric_filters} metric filters")
     return SearchRequest(
-        tree=_tree(q, role, mode, settings),
+        tree=_tree(q, role, mode, settings, es),
         manager_id=manager_id,
         team=team,
         client_id=client_id,
@@ -183,16 +190,20 @@ def search(
     return search_calls(es, settings, replace(request, size=size, cursor=cursor))
 
 
-def _tree(q: str | None, role: RoleFilter, mode: Mode, settings: Settings) -> Node | None:
+def _tree(
+    q: str | None, role: RoleFilter, mode: Mode, settings: Settings, es: Elasticsearch
+) -> Node | None:
     if q is None or not q.strip():
         return None
-    return parse_query(
+    tree = parse_query(
         q,
         role=role,
         mode=mode,
         max_length=settings.max_query_length,
         max_matches=settings.max_query_terms,
     )
+    # Read per request: a term added a moment ago (by any API process) already counts.
+    return load_vocabulary(es, settings).expand(tree)
 
 
 def _as_date(value: datetime | date) -> date:

@@ -109,7 +109,9 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
-def _run_batch(args: argparse.Namespace, settings: Settings, out: Path) -> Any:
+def _run_batch(
+    args: argparse.Namespace, settings: Settings, out: Path, hotwords: dict[str, str] | None = None
+) -> Any:
     from indexer.asr.metadata import MetadataSource
     from indexer.asr.pipeline import Transcriber, run_batch
 
@@ -118,7 +120,7 @@ def _run_batch(args: argparse.Namespace, settings: Settings, out: Path) -> Any:
             args.audio,
             out,
             settings,
-            lambda: Transcriber.from_settings(settings),
+            lambda: Transcriber.from_settings(settings, hotwords),
             MetadataSource(args.manifest),
             force=args.force,
             progress=not args.quiet,
@@ -155,6 +157,7 @@ def _ingest(args: argparse.Namespace) -> int:
     from indexer.errors import EarshotError
     from indexer.index.definitions import ensure_calls_index
     from indexer.index.loader import load_calls
+    from indexer.vocabulary import load_vocabulary
 
     settings = _settings(args)
     es = connect(settings)
@@ -162,7 +165,9 @@ def _ingest(args: argparse.Namespace) -> int:
         # Fail before hours of transcription if the results could not be stored.
         with backend_errors(settings.es_url):
             ensure_calls_index(es, settings.calls_alias)
-        summary = _run_batch(args, settings, args.out or settings.transcripts_dir)
+        # The company vocabulary is offered to the model (docs/asr.md: it helps term recall).
+        hotwords = load_vocabulary(es, settings).hotwords_by_language()
+        summary = _run_batch(args, settings, args.out or settings.transcripts_dir, hotwords)
         for failure in summary.failures:
             print(f"error: {failure}", file=sys.stderr)
         print(summary.line(), file=sys.stderr)

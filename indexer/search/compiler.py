@@ -6,6 +6,11 @@ runs over the aligned position fields of ``mappings/calls.json``:
 
 * a word or phrase: consecutive terms (``match`` with ``max_gaps: 0``);
 * ``mode=forms``: at each position, any lemma of the query word equal to either indexed lemma;
+* ``mode=variants``: the word itself, or a word of the other script with the same sound key
+  (``utterances.translit``);
+* a number in digits also matches a number said in words: its value token in
+  ``utterances.number`` followed by one ``+`` per further word it took, one alternative per
+  width, so the interval covers exactly the words said;
 * a prefix: Lucene's prefix intervals (at most ``max_clause_count`` expansions);
 * ``a NEAR/n b``: both sides unordered, at most ``n`` positions between them;
 * ``WITHIN first|last Ns``: only intervals *containing* a position whose second token lies in
@@ -21,13 +26,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from indexer.search.layout import second_token
+from indexer.search.layout import MAX_NUMBER_WIDTH, NUMBER_CONTINUES, number_token, second_token
 from indexer.search.morphology import lemmas
+from indexer.search.numbers import is_number_term, max_spoken_width
 from indexer.search.query import And, Match, Mode, Near, Node, Not, Pattern, RoleFilter, Window
+from indexer.search.transliteration import variant_keys
 
 NESTED_PATH = "utterances"
 TERMS_FIELD = "utterances.terms"
 LEMMA_FIELDS = ("utterances.lemma", "utterances.lemma_alt")
+NUMBER_FIELD = "utterances.number"
+TRANSLIT_FIELD = "utterances.translit"
 WINDOW_FIELDS = {"first": "utterances.start_s", "last": "utterances.to_end_s"}
 
 
@@ -51,17 +60,59 @@ def _forms(term: str) -> dict[str, Any]:
     return {"any_of": {"intervals": rules}}
 
 
+def _in_field(query: str, field: str) -> dict[str, Any]:
+    return {
+        "match": {
+            "query": query,
+            "ordered": True,
+            "max_gaps": 0,
+            "analyzer": "whitespace",
+            "use_field": field,
+        }
+    }
+
+
+def _spoken_number(term: str) -> list[dict[str, Any]]:
+    """The number ``term`` said in words: one alternative per width it can take."""
+    return [
+        _in_field(
+            " ".join([number_token(term, width), *[NUMBER_CONTINUES] * (width - 1)]), NUMBER_FIELD
+        )
+        for width in range(1, min(max_spoken_width(term), MAX_NUMBER_WIDTH) + 1)
+    ]
+
+
+def _term_rule(term: str, mode: Mode) -> dict[str, Any]:
+    forms = mode is Mode.FORMS
+    alternatives: list[dict[str, Any]] = (
+        _forms(term)["any_of"]["intervals"] if forms else [_exact((term,))]
+    )
+    if mode is Mode.VARIANTS:
+        alternatives += [_in_field(key, TRANSLIT_FIELD) for key in variant_keys(term)]
+    if is_number_term(term):
+        alternatives += _spoken_number(term)
+    return alternatives[0] if len(alternatives) == 1 else {"any_of": {"intervals": alternatives}}
+
+
 def _sequence(rules: list[dict[str, Any]]) -> dict[str, Any]:
     if len(rules) == 1:
         return rules[0]
     return {"all_of": {"intervals": rules, "ordered": True, "max_gaps": 0}}
 
 
+def _plain(term: str, mode: Mode) -> bool:
+    """The term matches only itself: a run of such terms is one phrase query."""
+    return mode is Mode.EXACT and not is_number_term(term)
+
+
 def pattern_rule(pattern: Pattern, mode: Mode) -> dict[str, Any]:
     words = pattern.terms[:-1] if pattern.prefix else pattern.terms
     rules: list[dict[str, Any]] = []
     if words:
-        rules = [_exact(words)] if mode is Mode.EXACT else [_forms(term) for term in words]
+        if all(_plain(term, mode) for term in words):
+            rules = [_exact(words)]
+        else:
+            rules = [_term_rule(term, mode) for term in words]
     if pattern.prefix:
         rules.append({"prefix": {"prefix": pattern.terms[-1], "analyzer": "whitespace"}})
     return _sequence(rules)

@@ -2,9 +2,12 @@
 and the hits of a search, so the three can never disagree.
 
 Each utterance's words become *positions*: one per search term (``indexer.search.text``), and at
-every position the same place holds a token in five fields — the term, its two most likely
-lemmas (``indexer.search.morphology``), the whole second it starts at and the whole seconds from
-its end to the end of the call.
+every position the same place holds a token in seven fields — the term, its two most likely
+lemmas (``indexer.search.morphology``), the whole second it starts at, the whole seconds from
+its end to the end of the call, the number a run of words says (``indexer.search.numbers``: its
+value and width at the run's first position, ``+`` on the rest of the run, ``-`` elsewhere) and
+the term's Latin/Cyrillic sound key (``indexer.search.transliteration``). So "15000 рублей"
+matches "пятнадцать тысяч рублей" position by position.
 """
 
 from __future__ import annotations
@@ -14,10 +17,22 @@ from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from indexer.search.morphology import indexed_lemmas
+from indexer.search.numbers import max_spoken_width, spoken_numbers
 from indexer.search.text import Term, terms_of_words
+from indexer.search.transliteration import indexed_key
 from indexer.transcript import Word
 
 MAX_SECOND = 99_999  # five-digit second tokens: 27 hours, far beyond any call
+# A number said in more words than this is indexed as its words only (a query for its value
+# compiles to one alternative per possible width).
+MAX_NUMBER_WIDTH = 10
+NOT_A_NUMBER = "-"
+NUMBER_CONTINUES = "+"
+
+
+def number_token(value: str, width: int) -> str:
+    """The ``number`` token at the first position of a number said in ``width`` terms."""
+    return value if width == 1 else f"{value}/{width}"
 
 
 # The tokens of the first four hours, made once: two per search position are needed at index
@@ -44,9 +59,12 @@ class TermLayout:
         "_ends",
         "_lemma",
         "_lemma_alt",
+        "_number",
+        "_number_width",
         "_start_s",
         "_starts",
         "_to_end_s",
+        "_translit",
         "terms",
     )
 
@@ -65,6 +83,9 @@ class TermLayout:
         self._lemma_alt: list[str] | None = None
         self._start_s: list[str] | None = None
         self._to_end_s: list[str] | None = None
+        self._number: list[str] | None = None
+        self._number_width: dict[int, tuple[str, int]] | None = None
+        self._translit: list[str] | None = None
 
     @property
     def lemma(self) -> list[str]:
@@ -84,6 +105,41 @@ class TermLayout:
         pairs = [indexed_lemmas(term.text) for term in self.terms]
         self._lemma = [pair[0] for pair in pairs]
         self._lemma_alt = [pair[1] for pair in pairs]
+
+    @property
+    def number(self) -> list[str]:
+        if self._number is None:
+            self._make_numbers()
+        assert self._number is not None
+        return self._number
+
+    @property
+    def numbers_at(self) -> dict[int, tuple[str, int]]:
+        """First position of each spoken number → (its value, its width in positions)."""
+        if self._number_width is None:
+            self._make_numbers()
+        assert self._number_width is not None
+        return self._number_width
+
+    def _make_numbers(self) -> None:
+        tokens = [NOT_A_NUMBER] * len(self.terms)
+        widths: dict[int, tuple[str, int]] = {}
+        for spoken in spoken_numbers([term.text for term in self.terms]):
+            width = spoken.last - spoken.first + 1
+            # The query side looks no wider (indexer.search.compiler); both agree by construction.
+            if width > min(MAX_NUMBER_WIDTH, max_spoken_width(spoken.value)):
+                continue
+            widths[spoken.first] = (spoken.value, width)
+            tokens[spoken.first] = number_token(spoken.value, width)
+            for position in range(spoken.first + 1, spoken.last + 1):
+                tokens[position] = NUMBER_CONTINUES
+        self._number, self._number_width = tokens, widths
+
+    @property
+    def translit(self) -> list[str]:
+        if self._translit is None:
+            self._translit = [indexed_key(term.text) for term in self.terms]
+        return self._translit
 
     @property
     def start_s(self) -> list[str]:

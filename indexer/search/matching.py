@@ -15,7 +15,9 @@ from itertools import pairwise
 
 from indexer.search.layout import TermLayout, second_token, term_layout
 from indexer.search.morphology import lemmas
+from indexer.search.numbers import is_number_term
 from indexer.search.query import And, Match, Mode, Near, Node, Not, Pattern, RoleFilter, Window
+from indexer.search.transliteration import variant_keys
 from indexer.transcript import Call
 
 
@@ -29,25 +31,49 @@ class Occurrence:
     parts: tuple[tuple[int, int], ...]
 
 
-def _term_matches(pattern: Pattern, k: int, layout: TermLayout, position: int, mode: Mode) -> bool:
+def _term_ends(
+    pattern: Pattern, k: int, layout: TermLayout, position: int, mode: Mode
+) -> list[int]:
+    """Where term ``k`` of the pattern ends when it starts at ``position`` (none: no match).
+
+    A term covers one position, except a number in digits matching a number said in words,
+    which covers the words said ("15000" over "пятнадцать тысяч")."""
     wanted = pattern.terms[k]
     if pattern.prefix and k == pattern.width - 1:
-        return layout.terms[position].text.startswith(wanted)
+        return [position] if layout.terms[position].text.startswith(wanted) else []
+    ends: list[int] = []
     if mode is Mode.FORMS:
         forms = lemmas(wanted)
-        return layout.lemma[position] in forms or layout.lemma_alt[position] in forms
-    return layout.terms[position].text == wanted
+        if layout.lemma[position] in forms or layout.lemma_alt[position] in forms:
+            ends.append(position)
+    elif layout.terms[position].text == wanted or (
+        mode is Mode.VARIANTS and layout.translit[position] in variant_keys(wanted)
+    ):
+        ends.append(position)
+    if is_number_term(wanted):
+        spoken = layout.numbers_at.get(position)
+        if spoken is not None and spoken[0] == wanted:
+            ends.append(position + spoken[1] - 1)
+    return ends
 
 
 def pattern_spans(pattern: Pattern, layout: TermLayout, mode: Mode) -> list[tuple[int, int]]:
-    width = pattern.width
-    # The first term rules out almost every position: test it alone before the rest.
-    return [
-        (start, start + width - 1)
-        for start in range(len(layout.terms) - width + 1)
-        if _term_matches(pattern, 0, layout, start, mode)
-        and all(_term_matches(pattern, k, layout, start + k, mode) for k in range(1, width))
-    ]
+    size = len(layout.terms)
+    spans: list[tuple[int, int]] = []
+    for start in range(size):
+        # The first term rules out almost every position: test it alone before the rest.
+        ends = _term_ends(pattern, 0, layout, start, mode)
+        for k in range(1, pattern.width):
+            ends = [
+                end
+                for previous in ends
+                if previous + 1 < size
+                for end in _term_ends(pattern, k, layout, previous + 1, mode)
+            ]
+            if not ends:
+                break
+        spans.extend((start, end) for end in sorted(set(ends)))
+    return spans
 
 
 def _source_key(pattern: Pattern, mode: Mode) -> tuple[tuple[str, frozenset[str]], ...]:
@@ -61,7 +87,7 @@ def _source_key(pattern: Pattern, mode: Mode) -> tuple[tuple[str, frozenset[str]
         elif mode is Mode.FORMS:
             key.append(("forms", frozenset(lemmas(term))))
         else:
-            key.append(("exact", frozenset([term])))
+            key.append((mode.value, frozenset([term])))
     return tuple(key)
 
 
@@ -87,12 +113,16 @@ def _near_occurrences(near: Near, layout: TermLayout, mode: Mode) -> list[Occurr
             other != span and span[0] <= other[0] and other[1] <= span[1] for other in candidates
         )
     ]
-    inner = near.left.width + near.right.width
     return [
         Occurrence(first, last, tuple(sorted(set(candidates[(first, last)]))))
         for first, last in sorted(minimal)
-        if (last - first + 1) - inner <= near.gap
+        if (last - first + 1) - _width(candidates[(first, last)]) <= near.gap
     ]
+
+
+def _width(sides: tuple[tuple[int, int], tuple[int, int]]) -> int:
+    """Positions both sides of a NEAR take (a number said in words takes several)."""
+    return sum(last - first + 1 for first, last in sides)
 
 
 def _in_window(window: Window, layout: TermLayout, first: int, last: int) -> bool:

@@ -51,10 +51,14 @@ class RoleFilter(StrEnum):
 
 
 class Mode(StrEnum):
-    """``exact``: the words as said. ``forms``: any form of the words (цена → цены, ценой)."""
+    """``exact``: the words as said. ``forms``: any form of the words (цена → цены, ценой).
+    ``variants``: the words as said, or written in the other script (salesforce → сейлсфорс).
+    In every mode a number typed in digits also finds it said in words, and a term of the
+    company vocabulary finds each of its listed spellings."""
 
     EXACT = "exact"
     FORMS = "forms"
+    VARIANTS = "variants"
 
 
 @dataclass(frozen=True, slots=True)

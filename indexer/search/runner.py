@@ -258,7 +258,8 @@ def search_calls(es: Elasticsearch, settings: Settings, request: SearchRequest) 
     def refused(exc: ApiError) -> QueryError | None:
         if _too_many_terms(exc):
             return QueryError(
-                "a prefix matches too many different words: type more letters before *"
+                "the query expands to too many alternatives: type more letters before *, "
+                "or put fewer numbers or variants into one phrase"
             )
         if exc.meta.status == 400 and request.cursor is not None:
             # A forged cursor's values that do not fit the sort field (e.g. "Infinity" for a
@@ -292,4 +293,7 @@ def _too_many_terms(exc: ApiError) -> bool:
     """Lucene refuses a prefix that expands to more terms than it allows (16384 in 9.x); the
     search then fails as a whole, with a 500."""
     text = json.dumps(exc.body, default=str) if exc.body is not None else str(exc)
-    return "expanded to too many terms" in text or "too_many_clauses" in text
+    return any(
+        reason in text
+        for reason in ("expanded to too many terms", "too_many_clauses", "too many clauses")
+    )

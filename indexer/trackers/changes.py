@@ -39,6 +39,7 @@ from indexer.trackers.storage import (
     trackers_index,
 )
 from indexer.trackers.tagging import tracker_tree
+from indexer.vocabulary import load_vocabulary
 
 log = logging.getLogger("earshot.trackers")
 
@@ -327,7 +328,9 @@ def retag(
             raise SupersededError(f"tracker '{tracker_id}' changed after version {version}")
 
     check_current()
-    tree: Node | None = None if stored is None else tracker_tree(stored)
+    tree: Node | None = (
+        None if stored is None else tracker_tree(stored, load_vocabulary(es, settings))
+    )
     has_tag = {"term": {"trackers": tracker_id}}
     if tree is None:
         candidates: dict[str, Any] = has_tag
@@ -437,6 +440,12 @@ def tagged_ids(es: Elasticsearch, settings: Settings) -> set[str]:
             aggs={"ids": {"terms": {"field": "trackers", "size": 10 * settings.max_trackers}}},
         )
     return {bucket["key"] for bucket in found["aggregations"]["ids"]["buckets"]}
+
+
+def retag_all(es: Elasticsearch, settings: Settings) -> int:
+    """Re-tag every call for every tracker (after a vocabulary change: what each tracker
+    matches may have changed); return how many calls changed."""
+    return sum(retag(es, settings, tracker.id) for tracker in list_trackers(es, settings))
 
 
 def sync_tags(es: Elasticsearch, settings: Settings) -> int:

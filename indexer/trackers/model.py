@@ -34,7 +34,9 @@ class TrackerSpec(BaseModel):
     role: RoleFilter = Field(default=RoleFilter.ANY, description="Count only what this role says.")
     mode: Mode = Field(
         default=Mode.EXACT,
-        description="`exact`: the words as said; `forms`: any form of them (цена → цены, ценой).",
+        description="`exact`: the words as said; `forms`: any form of them (цена → цены, ценой); "
+        "`variants`: as said or spelled in the other alphabet (salesforce → сейлсфорс). "
+        "Vocabulary terms match each of their spellings in every mode.",
     )
 
     @field_validator("name")

@@ -53,6 +53,7 @@ from indexer.settings import Settings
 from indexer.trackers.model import Tracker, TrackerSpec
 from indexer.trackers.storage import get_tracker
 from indexer.trackers.tagging import mention_query
+from indexer.vocabulary import Vocabulary, load_vocabulary
 
 log = logging.getLogger("earshot.trackers")
 
@@ -131,14 +132,14 @@ def _group_source(group_by: GroupBy, tz: str) -> dict[str, Any]:
     }
 
 
-def _mention_aggs(tracker: TrackerSpec) -> dict[str, Any]:
+def _mention_aggs(tracker: TrackerSpec, vocabulary: Vocabulary) -> dict[str, Any]:
     """Mentions (utterances passing the filter) and the calls they belong to (reverse_nested)."""
     return {
         "utterances": {
             "nested": {"path": NESTED_PATH},
             "aggs": {
                 "mentions": {
-                    "filter": mention_query(tracker),
+                    "filter": mention_query(tracker, vocabulary),
                     "aggs": {"calls": {"reverse_nested": {}}},
                 }
             },
@@ -177,13 +178,14 @@ def tracker_stats(
     query: dict[str, Any] = {"bool": {"filter": [{"range": {"started_at": started}}]}}
     if not started:
         query = {"match_all": {}}
-    group_aggs = _mention_aggs(tracker)
+    vocabulary = load_vocabulary(es, settings)
+    group_aggs = _mention_aggs(tracker, vocabulary)
     if group_by is GroupBy.MANAGER:
         group_aggs["name"] = {"terms": {"field": "manager.name", "size": 1}}
 
     groups: list[GroupCounts] = []
     total: Counts | None = None
-    for answer in _pages(es, settings, query, group_by, tz, group_aggs, tracker):
+    for answer in _pages(es, settings, query, group_by, tz, group_aggs, tracker, vocabulary):
         if total is None:
             total = Counts(**_counts(answer["aggregations"], answer["hits"]["total"]["value"]))
         for bucket in answer["aggregations"]["groups"]["buckets"]:
@@ -223,6 +225,7 @@ def _pages(
     tz: str,
     group_aggs: dict[str, Any],
     tracker: TrackerSpec,
+    vocabulary: Vocabulary,
 ) -> Iterator[dict[str, Any]]:
     """Every page of the composite aggregation (all groups, however many); the first page
     also carries the totals."""
@@ -236,7 +239,7 @@ def _pages(
             composite["after"] = after
         aggs: dict[str, Any] = {"groups": {"composite": composite, "aggs": group_aggs}}
         if after is None:
-            aggs |= _mention_aggs(tracker)
+            aggs |= _mention_aggs(tracker, vocabulary)
         answer = search_whole(
             es,
             settings,

@@ -11,12 +11,13 @@ from indexer.index.loader import Tagger
 from indexer.search.compiler import CompiledQuery, utterance_query
 from indexer.search.layout import term_layout
 from indexer.search.matching import call_matches
-from indexer.search.query import Match, Node, Or, Pattern
+from indexer.search.query import Match, Node, Or, Pattern, matches
 from indexer.search.text import terms_of_text
 from indexer.settings import Settings
 from indexer.trackers.model import Tracker, TrackerSpec
 from indexer.trackers.storage import list_trackers
 from indexer.transcript import Call
+from indexer.vocabulary import EMPTY, Vocabulary, load_vocabulary
 
 
 def tracker_matches(tracker: TrackerSpec) -> tuple[Match, ...]:
@@ -32,30 +33,33 @@ def tracker_matches(tracker: TrackerSpec) -> tuple[Match, ...]:
     )
 
 
-def tracker_tree(tracker: TrackerSpec) -> Node:
-    """The tracker as a query tree: any of its phrases (what ``call_matches`` evaluates)."""
+def tracker_tree(tracker: TrackerSpec, vocabulary: Vocabulary = EMPTY) -> Node:
+    """The tracker as a query tree: any of its phrases, each in every spelling the vocabulary
+    gives it (what ``call_matches`` evaluates)."""
     found = tracker_matches(tracker)
-    return found[0] if len(found) == 1 else Or(found)
+    return vocabulary.expand(found[0] if len(found) == 1 else Or(found))
 
 
-def mention_query(tracker: TrackerSpec) -> dict[str, Any]:
+def mention_query(tracker: TrackerSpec, vocabulary: Vocabulary = EMPTY) -> dict[str, Any]:
     """The query an utterance (a nested document) satisfies when it is a mention."""
     return {
         "bool": {
-            "should": [utterance_query(match) for match in tracker_matches(tracker)],
+            "should": [
+                utterance_query(match) for match, _ in matches(tracker_tree(tracker, vocabulary))
+            ],
             "minimum_should_match": 1,
         }
     }
 
 
-def call_query(tracker: TrackerSpec) -> dict[str, Any]:
+def call_query(tracker: TrackerSpec, vocabulary: Vocabulary = EMPTY) -> dict[str, Any]:
     """The query a call satisfies when it mentions the tracker."""
-    return CompiledQuery(tracker_tree(tracker)).query
+    return CompiledQuery(tracker_tree(tracker, vocabulary)).query
 
 
-def tagger(trackers: Sequence[Tracker]) -> Tagger:
+def tagger(trackers: Sequence[Tracker], vocabulary: Vocabulary = EMPTY) -> Tagger:
     """The tags of a call: the ids of the given trackers it mentions, sorted."""
-    trees = [(tracker.id, tracker_tree(tracker)) for tracker in trackers]
+    trees = [(tracker.id, tracker_tree(tracker, vocabulary)) for tracker in trackers]
 
     def tag(call: Call) -> list[str]:
         if not trees:
@@ -67,5 +71,5 @@ def tagger(trackers: Sequence[Tracker]) -> Tagger:
 
 
 def current_tagger(es: Elasticsearch, settings: Settings) -> Tagger:
-    """Tags by the trackers stored now (for the loader: read once per load)."""
-    return tagger(list_trackers(es, settings))
+    """Tags by the trackers and vocabulary stored now (for the loader: read once per load)."""
+    return tagger(list_trackers(es, settings), load_vocabulary(es, settings))

@@ -5,8 +5,10 @@ match.
 The two are independent implementations of one meaning — Lucene intervals over the indexed
 positions, and Python over the words — and both must agree, because the API trusts Elasticsearch
 for *which* calls match and Python for *where*, and trackers tag calls at load time in Python.
-Transcripts and queries come from a tiny vocabulary (with word forms, case, punctuation and a
-number said in two groups) so that matches, overlaps, repeats and window edges are frequent.
+Transcripts and queries come from a tiny vocabulary (with word forms, case, punctuation, a
+number written in two groups, numbers said in words, a brand in both scripts, a vocabulary term
+with a one-word and a two-word spelling) so that matches, overlaps, repeats and window edges are
+frequent.
 """
 
 from __future__ import annotations
@@ -22,13 +24,20 @@ from hypothesis import strategies as st
 
 from indexer.search.layout import term_layout
 from indexer.search.matching import call_matches, occurrences, role_allows
-from indexer.search.query import Mode, matches, parse_query
+from indexer.search.query import Mode, Node, matches, parse_query
 from indexer.transcript import Call
+from indexer.vocabulary import TermSpec, Vocabulary
 
 SPOKEN = ["Цена", "цены,", "цену", "дорого!", "дорогой", "скидка", "price", "prices.", "да", "15"]
 SPOKEN += ["000", "нет"]
-TYPED = ["цена", "цены", "дорого", "скидка", "price", "да", "нет", "15 000"]
+# Numbers said in words (one and two words wide) and a brand in both scripts.
+SPOKEN += ["пятнадцать", "тысяч", "fifteen", "hundred", "Salesforce", "сейлсфорс"]
+TYPED = ["цена", "цены", "дорого", "скидка", "price", "да", "нет", "15 000", "15", "1500"]
+TYPED += ["salesforce", "сейлсфорс"]
 PREFIXES = ["цен*", "дор*", "pri*", "ск*"]
+# A vocabulary term in play: typing "price" (or "да нет") also finds "цену" and "да нет".
+TERM = {"canonical": "price", "spellings": ["цену", "да нет"]}
+VOCABULARY = Vocabulary.of([TermSpec.model_validate(TERM)])
 example_counter = itertools.count()
 
 utterance_st = st.tuples(
@@ -65,8 +74,12 @@ query_st = st.recursive(
 )
 
 
+def expected_tree(query: str, mode: Mode) -> Node:
+    return VOCABULARY.expand(parse_query(query, mode=mode))
+
+
 def expected_hits(calls: list[Call], query: str, mode: Mode) -> set[tuple[str, int, float, float]]:
-    tree = parse_query(query, mode=mode)
+    tree = expected_tree(query, mode)
     found = set()
     for call in calls:
         if not call_matches(tree, call):
@@ -101,7 +114,7 @@ def expected_hits(calls: list[Call], query: str, mode: Mode) -> set[tuple[str, i
 @given(
     generated=st.lists(call_st, min_size=1, max_size=4),
     query=query_st,
-    mode=st.sampled_from([Mode.EXACT, Mode.FORMS]),
+    mode=st.sampled_from([Mode.EXACT, Mode.FORMS, Mode.VARIANTS]),
 )
 def test_elasticsearch_and_python_agree_on_every_query(
     api: TestClient,
@@ -120,6 +133,8 @@ def test_elasticsearch_and_python_agree_on_every_query(
         for n, turns in enumerate(generated)
     ]
     index_calls(*calls)
+    if not api.get("/v1/vocabulary").json()["terms"]:
+        assert api.post("/v1/vocabulary", json=TERM).status_code == 201
     note(f"query={query!r} mode={mode} calls={generated!r}")
 
     params: dict[str, Any] = {"q": query, "mode": mode.value, "manager_id": manager, "size": 10}
@@ -127,7 +142,7 @@ def test_elasticsearch_and_python_agree_on_every_query(
     assert response.status_code == 200, response.text
     body = response.json()
 
-    tree = parse_query(query, mode=mode)
+    tree = expected_tree(query, mode)
     want_calls = {call.call_id for call in calls if call_matches(tree, call)}
     assert {call["call_id"] for call in body["calls"]} == want_calls
     assert body["total"] == len(want_calls)

@@ -69,7 +69,7 @@ function renderForm(params) {
     el("details", { class: "filters-box", open: filtersOpen(params) }, el("summary", {}, "Filters"),
     el("div", { class: "filters" },
       select("role", "Said by", [["any", "Anyone"], ["manager", "Manager"], ["client", "Client"]], params.get("role") ?? "any"),
-      select("mode", "Match", [["exact", "Exact words"], ["forms", "Word forms"]], params.get("mode") ?? "exact"),
+      select("mode", "Match", [["exact", "Exact words"], ["forms", "Word forms"], ["variants", "Both alphabets"]], params.get("mode") ?? "exact"),
       input("manager_id", "Manager id", params.get("manager_id"), { placeholder: "m-petrov" }),
       input("team", "Team", params.get("team"), { placeholder: "moscow" }),
       input("client_id", "Client id", params.get("client_id")),

@@ -70,7 +70,7 @@ function trackerForm(tracker, onSaved) {
       el("label", {}, "Said by", el("select", { name: "role" },
         [["any", "Anyone"], ["manager", "Manager"], ["client", "Client"]].map(([v, t]) => el("option", { value: v, selected: (tracker?.role ?? "any") === v }, t)))),
       el("label", {}, "Match", el("select", { name: "mode" },
-        [["exact", "Exact words"], ["forms", "Word forms"]].map(([v, t]) => el("option", { value: v, selected: (tracker?.mode ?? "exact") === v }, t))))),
+        [["exact", "Exact words"], ["forms", "Word forms"], ["variants", "Both alphabets"]].map(([v, t]) => el("option", { value: v, selected: (tracker?.mode ?? "exact") === v }, t))))),
     el("div", { class: "row" },
       el("button", { type: "submit", class: "primary" }, editing ? "Save" : "Create tracker"),
       editing ? el("button", { type: "button", onclick: () => onSaved(null) }, "Cancel") : null),
@@ -167,7 +167,7 @@ export async function trackersPage(root) {
           el("tbody", {}, trackers.map((tracker) => el("tr", { class: tracker.id === state.id ? "chosen" : "", "data-tracker": tracker.id },
             el("td", {}, el("button", { type: "button", class: "link", onclick: () => selectTracker(tracker) }, tracker.name)),
             el("td", {}, tracker.phrases.join(", ")),
-            el("td", {}, `${tracker.role}${tracker.mode === "forms" ? ", word forms" : ""}`),
+            el("td", {}, `${tracker.role}${tracker.mode === "forms" ? ", word forms" : tracker.mode === "variants" ? ", both alphabets" : ""}`),
             el("td", { class: "actions" },
               el("button", { type: "button", onclick: () => edit(tracker) }, "Edit"),
               el("button", { type: "button", class: "danger", onclick: () => remove(tracker) }, "Delete"))))))
@@ -215,7 +215,7 @@ export async function trackersPage(root) {
     controls.addEventListener("submit", (event) => event.preventDefault());
     statsSection.replaceChildren(el("h2", {}, tracker.name),
       el("p", { class: "muted" }, `Phrases: ${tracker.phrases.join(", ")}`,
-        " · ", el("a", { href: `/?q=${encodeURIComponent(tracker.phrases.map((p) => `"${p.replaceAll('"', "")}"`).join(" OR "))}${tracker.role !== "any" ? `&role=${tracker.role}` : ""}${tracker.mode === "forms" ? "&mode=forms" : ""}` }, "Search these phrases")),
+        " · ", el("a", { href: `/?q=${encodeURIComponent(tracker.phrases.map((p) => `"${p.replaceAll('"', "")}"`).join(" OR "))}${tracker.role !== "any" ? `&role=${tracker.role}` : ""}${tracker.mode !== "exact" ? `&mode=${tracker.mode}` : ""}` }, "Search these phrases")),
       controls, panel);
     showStats(panel, tracker, state);
   }
