@@ -1,4 +1,4 @@
-"""README promises of transcription: a re-run skips by content hash (a renamed recording is not
+"""README promises of transcription: a re-run skips by content hash (a moved recording is not
 redone, an edited one is), and the product itself never reaches a model hub — run as a user
 runs it, with none of the test harness's offline switches set."""
 
@@ -22,7 +22,7 @@ from indexer.transcript import read_call_file
 pytestmark = pytest.mark.asr
 
 
-def test_a_renamed_recording_is_skipped_and_an_edited_one_redone(
+def test_a_moved_recording_is_skipped_and_an_edited_one_redone(
     transcriber: Transcriber, real_audio: Path, tmp_path: Path
 ) -> None:
     folder, out = tmp_path / "in", tmp_path / "out"
@@ -37,13 +37,17 @@ def test_a_renamed_recording_is_skipped_and_an_edited_one_redone(
     first = run_batch([folder], out, settings, lambda: transcriber, progress=False)
     assert (first.transcribed, first.skipped) == (1, 0)
 
-    renamed = original.rename(folder / "second-name.wav")
-    again = run_batch([folder], out, settings, no_model, progress=False)
+    # Moved, same name: the name is its call id (no sidecar), so only a rename would change the
+    # transcript and is redone; a move is not.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    renamed = original.rename(elsewhere / original.name)
+    again = run_batch([elsewhere], out, settings, no_model, progress=False)
     assert (again.transcribed, again.skipped, again.failures) == (0, 1, [])
 
     samples, rate = sf.read(renamed, dtype="float32")
     sf.write(renamed, samples * 0.5, rate)  # same words, other content
-    edited = run_batch([folder], out, settings, lambda: transcriber, progress=False)
+    edited = run_batch([elsewhere], out, settings, lambda: transcriber, progress=False)
     assert (edited.transcribed, edited.skipped, edited.failures) == (1, 0, [])
 
 

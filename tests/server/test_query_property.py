@@ -167,6 +167,16 @@ def _spoken(role: str, *texts: str, start: float = 0.0) -> GenUtterance:
     query=Leaf(Pattern(("да",)), window=("first", 2)),
     role="any",
 )
+@example(  # said at second 1, inside "first 2s"; and 1.5 s before the end, inside "last 2s"
+    generated=[[_spoken("manager", "нет", "да", "нет")]],
+    query=Leaf(Pattern(("да",)), window=("first", 2)),
+    role="any",
+)
+@example(
+    generated=[[_spoken("manager", "нет", "да", "нет")]],
+    query=Leaf(Pattern(("да",)), window=("last", 2)),
+    role="any",
+)
 @example(
     generated=[[_spoken("manager", "да"), _spoken("client", "да", start=1.0)]],
     query=Leaf(Pattern(("да",))),
