@@ -25,6 +25,8 @@ THROUGH_PROXY = {"es_max_retries": 0, "es_retry_max_backoff_s": 0.2, "bulk_chunk
 
 @pytest.fixture
 def proxy(settings: Settings) -> Iterator[FaultProxy]:
+    """The proxy in front of the test's node; faults name the calls alias's own path, since the
+    app also searches other indices (tracker jobs) at start."""
     running = FaultProxy(settings.es_url).start()
     yield running
     running.stop()
@@ -110,7 +112,7 @@ def test_a_search_that_timed_out_is_a_504_never_a_page(
     index_calls: Callable[..., None], settings: Settings, proxy: FaultProxy
 ) -> None:
     index_calls(make_call("slow-1", [("client", "дорого")]))
-    proxy.arm("search_timed_out", "/_search", times=1)
+    proxy.arm("search_timed_out", f"/{settings.calls_alias}/_search", times=1)
     with TestClient(create_app(_through(proxy, settings))) as api:
         timed_out = api.get("/v1/search", params={"q": "дорого"})
         again = api.get("/v1/search", params={"q": "дорого"})
@@ -127,7 +129,7 @@ def test_a_search_the_node_does_not_answer_in_time_is_a_504(
     index_calls: Callable[..., None], settings: Settings, proxy: FaultProxy
 ) -> None:
     index_calls(make_call("slow-2", [("client", "дорого")]))
-    proxy.arm("stall", "/_search", times=1, stall_s=3.0)
+    proxy.arm("stall", f"/{settings.calls_alias}/_search", times=1, stall_s=3.0)
     api_settings = _through(proxy, settings, es_request_timeout_s=1.0, es_search_timeout_s=0.5)
     with TestClient(create_app(api_settings)) as api:
         response = api.get("/v1/search", params={"q": "дорого"})
@@ -138,7 +140,7 @@ def test_a_dropped_search_connection_is_a_503(
     index_calls: Callable[..., None], settings: Settings, proxy: FaultProxy
 ) -> None:
     index_calls(make_call("drop-1", [("client", "дорого")]))
-    proxy.arm("drop", "/_search", times=1)
+    proxy.arm("drop", f"/{settings.calls_alias}/_search", times=1)
     with TestClient(create_app(_through(proxy, settings))) as api:
         response = api.get("/v1/search", params={"q": "дорого"})
     assert response.status_code == 503, response.text
