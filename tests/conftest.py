@@ -32,11 +32,43 @@ if "EARSHOT_STORE_DIR" not in os.environ:
     atexit.register(shutil.rmtree, os.environ["EARSHOT_STORE_DIR"], ignore_errors=True)
 
 from builders import load_through_loader
+from hypothesis import HealthCheck, Phase
+from hypothesis import settings as hypothesis_settings
 
 from api.main import create_app
 from indexer.elastic import connect, is_reachable
 from indexer.settings import PROJECT_ROOT, Settings
 from indexer.transcript import Call
+
+# Property tests: a fixed seed schedule by default, so CI explores the same cases every run and a
+# failure reproduces (printed as the minimal example, then kept as an @example); "fish"
+# (scripts/fish-properties) draws new random cases, many more of them; "mutation"
+# (scripts/mutation-check) is "ci" without shrinking.
+_PROPERTY_HEALTH = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+hypothesis_settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    max_examples=60,
+    print_blob=True,
+    suppress_health_check=_PROPERTY_HEALTH,
+)
+hypothesis_settings.register_profile(
+    "fish",
+    derandomize=False,
+    database=None,
+    deadline=None,
+    max_examples=int(os.environ.get("EARSHOT_FISH_EXAMPLES", "1000")),
+    print_blob=True,
+    suppress_health_check=_PROPERTY_HEALTH,
+)
+hypothesis_settings.register_profile(
+    "mutation",
+    parent=hypothesis_settings.get_profile("ci"),
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)
+hypothesis_settings.load_profile(os.environ.get("EARSHOT_HYPOTHESIS_PROFILE", "ci"))
 
 ES_URL = os.environ.get("ES_URL", "http://127.0.0.1:9200")
 SHARED = PROJECT_ROOT.parent / "shared"

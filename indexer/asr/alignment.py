@@ -8,11 +8,11 @@ Whisper's own word timestamps (``engine.Engine.recognize_words``).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from indexer.asr.audio import Samples
+from indexer.asr.offline import stay_offline
 from indexer.asr.schema import RecognizedSegment, TimedWord
 from indexer.errors import AsrModelError
 from indexer.settings import PROJECT_ROOT
@@ -87,7 +87,7 @@ class Aligner:
             directory = self.model_dir(language)
             if directory is None:
                 raise AsrModelError(f"no alignment model for {language!r} under {self.root}")
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            stay_offline()
             import whisperx
 
             try:

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from indexer.asr.audio import SAMPLE_RATE, Samples
+from indexer.asr.offline import stay_offline
 from indexer.asr.schema import Diarization, SpeakerTurn
 from indexer.errors import AsrModelError
 from indexer.settings import PROJECT_ROOT
@@ -131,7 +132,7 @@ class PyannoteDiarizer:
     def __init__(self, model_dir: Path, device: str) -> None:
         if not (model_dir / "config.yaml").is_file():
             raise AsrModelError(f"no pyannote pipeline in {model_dir} (config.yaml missing)")
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        stay_offline()
         from whisperx.diarize import DiarizationPipeline
 
         try:

@@ -27,6 +27,7 @@ import numpy as np
 
 from indexer.asr import packing
 from indexer.asr.audio import SAMPLE_RATE, Samples
+from indexer.asr.offline import stay_offline
 from indexer.asr.schema import Chunk, RecognizedSegment, TimedWord
 from indexer.errors import AsrModelError
 
@@ -98,8 +99,7 @@ class Engine:
                 f"no faster-whisper model in {model_dir} (model.bin missing); "
                 "set EARSHOT_ASR_MODEL_DIR or run scripts/fetch-test-model"
             )
-        # Models come from local paths only; make any accidental hub lookup fail fast.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        stay_offline()
         import whisperx
 
         _quiet_libraries()

@@ -2,8 +2,9 @@
 
 A recording is done when the folder's ledger (``.asr-ledger.json``) maps the hash of its
 content *and* of everything that shapes its transcript (metadata, model, pipeline settings)
-to a transcript file that still exists. Renaming or moving a recording does not redo it;
-editing its sidecar, or changing the model, does.
+to a transcript file that still exists. Moving a recording does not redo it; editing it or its
+sidecar, changing the model, or renaming one whose call id comes from its file name (no
+sidecar) does.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from indexer.asr.audio import decode, probe
 from indexer.asr.diarization import FixedTurns, read_rttm
 from indexer.asr.metadata import MetadataSource
 from indexer.asr.pipeline import Transcriber
+from indexer.settings import PROJECT_ROOT
 from indexer.transcript import Call, Role, RolesEvidence
 
 pytestmark = pytest.mark.asr
@@ -24,6 +25,23 @@ TOLERANCE_S = 0.3
 def _transcribe(transcriber: Transcriber, path: Path) -> Call:
     audio = probe(path)
     return transcriber.transcribe(decode(audio, 3600), MetadataSource().lookup(audio))
+
+
+# About one word of the synthetic calls (53 and 70 words): a run elsewhere may differ by that.
+WER_DOC_TOLERANCE = 0.02
+
+
+def _documented_wer(name: str) -> float:
+    """The WER docs/asr.md's table gives for the synthetic call ``name``; the README's rounded
+    figure must agree with it."""
+    table = (PROJECT_ROOT / "docs" / "asr.md").read_text(encoding="utf-8")
+    (row,) = [line for line in table.splitlines() if line.startswith(f"| synthetic call `{name}`")]
+    wer = float(row.split("|")[4])
+    language = "en" if name.startswith("en") else "ru"
+    # Whitespace collapsed: the README wraps its lines anywhere.
+    readme = " ".join((PROJECT_ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert f"{wer:.2f} ({language})" in readme, (name, wer)
+    return wer
 
 
 def _turn_of(midpoint: float, turns: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -64,6 +82,9 @@ def test_stereo_call_roles_word_times_and_wer(
     assert in_turn_share >= 0.95
     # Synthetic voices through Whisper base: a loose bound that still catches a broken pipeline.
     assert wer < 0.5
+    # The figures docs/asr.md and the README print are these, within a word or so.
+    documented = _documented_wer(name)
+    assert abs(wer - documented) <= WER_DOC_TOLERANCE, (name, wer, documented)
     # Utterances follow turns, not 30 s VAD chunks: one per scripted turn (pauses may add some).
     assert len(turns) <= len(call.utterances) <= 2 * len(turns)
     assert [u.start for u in call.utterances] == sorted(u.start for u in call.utterances)
@@ -154,6 +175,7 @@ def test_alignment_model_is_used_when_configured(
         transcriber.settings, transcriber.engine, aligner=Aligner(tmp_path / "align", "cpu")
     )
     english = _transcribe(aligned, real_audio / "numbers_en.wav")
+    whisper_only = _transcribe(transcriber, real_audio / "numbers_en.wav")
     russian = _transcribe(aligned, real_audio / "short_ru.wav")
 
     assert english.asr.aligned is True
@@ -164,5 +186,13 @@ def test_alignment_model_is_used_when_configured(
         times = [(w.start, w.end) for w, _ in words]
         assert all(0 <= s <= e <= call.duration_s + 0.5 for s, e in times)
         assert [s for s, _ in times] == sorted(s for s, _ in times)
+    # The aligner's times are the ones kept (any sorted times would pass the checks above): they
+    # differ from Whisper's own, and each word still lies inside its utterance.
+    assert [(w.start, w.end) for w, _ in call_words(english)] != [
+        (w.start, w.end) for w, _ in call_words(whisper_only)
+    ]
+    for utterance in english.utterances:
+        for word in utterance.words:
+            assert utterance.start <= word.start <= word.end <= utterance.end
     # Digits are outside the model's alphabet; they still come back timed.
     assert any(any(c.isdigit() for c in w.text) for w, _ in call_words(english))

@@ -68,10 +68,24 @@ def test_every_word_comes_out_timed_and_in_order(
 ) -> None:
     start, end = min(a, b), max(a, b)
     out = fill_untimed(words, start, end)
-    assert len(out) == sum(1 for w in words if w.text.strip())
+    kept = [w for w in words if w.text.strip()]
+    assert [w.text for w in out] == [w.text for w in kept]
     for word in out:
         assert 0 <= word.start <= word.end
     assert [w.start for w in out] == sorted(w.start for w in out)
+    # Times are kept, not invented (all zeros would pass the checks above): a timed word that
+    # does not go back in time keeps its own times exactly, others are only pushed later.
+    half_ms = 0.0005  # contract times are rounded to the millisecond
+    previous_end = max(0.0, start)
+    for source, placed in zip(kept, out, strict=True):
+        if source.start is not None and source.end is not None:
+            assert placed.start >= source.start - half_ms
+            assert placed.end >= source.end - half_ms
+            if source.start >= previous_end and source.end >= source.start:
+                assert (placed.start, placed.end) == (round(source.start, 3), round(source.end, 3))
+        else:
+            assert placed.start >= previous_end - half_ms  # untimed: placed after what came before
+        previous_end = placed.end
 
 
 # --- segmentation --------------------------------------------------------------------------

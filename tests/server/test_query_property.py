@@ -1,6 +1,8 @@
-"""Property: for any query of the language, Elasticsearch returns exactly the calls the Python
-matcher (indexer.search.matching) says match, and a hit for every occurrence of every positive
-match.
+"""Property: for any query of the language, the API returns exactly the calls an independent
+brute force (``tests/oracle.py``: a hand-written term table, a literal scan, every span tried for
+NEAR, the window rule as the README words it) says match, and a hit for every occurrence of every
+positive match; and Elasticsearch agrees with the Python matcher (indexer.search.matching) in both
+modes.
 
 The two are independent implementations of one meaning — Lucene intervals over the indexed
 positions, and Python over the words — and both must agree, because the API trusts Elasticsearch
@@ -21,6 +23,9 @@ from builders import make_call
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
+from oracle import GenUtterance, GenWord, Judge, Leaf, Pattern, Query, gen_call
+from oracle import query_st as oracle_query_st
+from oracle import transcript_st as oracle_transcript_st
 
 from indexer.search.layout import term_layout
 from indexer.search.matching import call_matches, occurrences, role_allows
@@ -152,3 +157,87 @@ def test_elasticsearch_and_python_agree_on_every_query(
         for hit in call["hits"]
     }
     assert got_hits == expected_hits(calls, query, mode)
+
+
+def _spoken(role: str, *texts: str, start: float = 0.0) -> GenUtterance:
+    return GenUtterance(
+        role, tuple(GenWord(t, start + i, start + i + 0.5) for i, t in enumerate(texts))
+    )
+
+
+# Kept cases: a NEAR gap at its limit and one past it; a window edge exactly on a second; a role
+# given by the API's parameter only; the Russian role prefixes.
+@example(
+    generated=[[_spoken("client", "цена", "да", "да", "дорого!")]],
+    query=Leaf(Pattern(("цена",)), Pattern(("дорого",)), gap=2),
+    role="any",
+)
+@example(
+    generated=[[_spoken("client", "цена", "да", "да", "да", "дорого!")]],
+    query=Leaf(Pattern(("цена",)), Pattern(("дорого",)), gap=2),
+    role="any",
+)
+@example(
+    generated=[[_spoken("manager", "нет", "нет", "да")]],
+    query=Leaf(Pattern(("да",)), window=("first", 2)),
+    role="any",
+)
+@example(  # said at second 1, inside "first 2s"; and 1.5 s before the end, inside "last 2s"
+    generated=[[_spoken("manager", "нет", "да", "нет")]],
+    query=Leaf(Pattern(("да",)), window=("first", 2)),
+    role="any",
+)
+@example(
+    generated=[[_spoken("manager", "нет", "да", "нет")]],
+    query=Leaf(Pattern(("да",)), window=("last", 2)),
+    role="any",
+)
+@example(
+    generated=[[_spoken("manager", "да"), _spoken("client", "да", start=1.0)]],
+    query=Leaf(Pattern(("да",))),
+    role="client",
+)
+@example(
+    generated=[[_spoken("manager", "да"), _spoken("unknown", "нет", start=1.0)]],
+    query=Leaf(Pattern(("да",)), role="менеджер:"),
+    role="client",
+)
+@example(
+    generated=[[_spoken("client", "да"), _spoken("manager", "скидка", start=1.0)]],
+    query=Leaf(Pattern(("да",)), role="клиент:"),
+    role="manager",
+)
+@given(
+    generated=st.lists(oracle_transcript_st(), min_size=1, max_size=3),
+    query=oracle_query_st,
+    role=st.sampled_from(["any", "manager", "client"]),
+)
+def test_search_answers_what_a_brute_force_finds(
+    api: TestClient,
+    index_calls: Callable[..., None],
+    generated: list[list[GenUtterance]],
+    query: Query,
+    role: str,
+) -> None:
+    manager = f"o-{next(example_counter)}"
+    calls = [gen_call(f"{manager}-c{n}", manager, turns) for n, turns in enumerate(generated)]
+    index_calls(*calls)
+    q = query.render()
+    note(f"q={q!r} role={role} calls={[c.model_dump(mode='json') for c in calls]}")
+
+    params: dict[str, Any] = {"q": q, "role": role, "manager_id": manager, "size": 10}
+    response = api.get("/v1/search", params=params)
+    assert response.status_code == 200, response.text
+    body = response.json()
+
+    judges = {call.call_id: Judge(call, role) for call in calls}
+    want_calls = {call_id for call_id, judge in judges.items() if judge.matches(query)}
+    assert {call["call_id"] for call in body["calls"]} == want_calls
+    assert body["total"] == len(want_calls)
+    got_hits = {
+        (call["call_id"], hit["utterance_index"], hit["start"], hit["end"])
+        for call in body["calls"]
+        for hit in call["hits"]
+    }
+    want_hits = {(call_id, *hit) for call_id in want_calls for hit in judges[call_id].hits(query)}
+    assert got_hits == want_hits

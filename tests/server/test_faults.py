@@ -1,0 +1,147 @@
+"""Faults injected between Earshot and the real Elasticsearch (``tests/faults.py``): the loader
+retries per-item 429 and 503, whole-request 5xx, timeouts and dropped connections with capped
+backoff and loses nothing; the API answers a search that timed out with a 504, never a page."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from builders import make_call
+from elasticsearch import Elasticsearch
+from fastapi.testclient import TestClient
+from faults import FaultProxy
+
+from api.main import create_app
+from indexer.elastic import connect
+from indexer.errors import SearchBackendError
+from indexer.index.loader import load_calls
+from indexer.settings import Settings
+from indexer.transcript import Call, SourcedCall
+
+THROUGH_PROXY = {"es_max_retries": 0, "es_retry_max_backoff_s": 0.2, "bulk_chunk_size": 4}
+
+
+@pytest.fixture
+def proxy(settings: Settings) -> Iterator[FaultProxy]:
+    """The proxy in front of the test's node; faults name the calls alias's own path, since the
+    app also searches other indices (tracker jobs) at start."""
+    running = FaultProxy(settings.es_url).start()
+    yield running
+    running.stop()
+
+
+def _through(proxy: FaultProxy, settings: Settings, **changes: object) -> Settings:
+    return settings.model_copy(update={"es_url": proxy.url, **THROUGH_PROXY, **changes})
+
+
+def _calls(n: int) -> list[Call]:
+    return [make_call(f"fault-{i}", [("client", f"цена {i}")]) for i in range(n)]
+
+
+def _load(proxy_settings: Settings, calls: list[Call]) -> int:
+    es = connect(proxy_settings)
+    try:
+        summary = load_calls(
+            es, proxy_settings, [SourcedCall("test", c) for c in calls], tag=lambda call: []
+        )
+    finally:
+        es.close()
+    assert summary.failures == []
+    assert summary.loaded == len(calls)
+    return summary.retries
+
+
+def _indexed(es: Elasticsearch, settings: Settings) -> set[str]:
+    es.indices.refresh(index=settings.calls_alias)
+    answer = es.search(index=settings.calls_alias, size=100, source=False)
+    return {hit["_id"] for hit in answer["hits"]["hits"]}
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_items_refused_for_now_are_sent_again_until_they_land(
+    es: Elasticsearch, settings: Settings, proxy: FaultProxy, status: int
+) -> None:
+    calls = _calls(8)
+    proxy.arm("bulk_item_status", "/_bulk", times=3, status=status)
+    retries = _load(_through(proxy, settings), calls)
+    assert retries >= 3
+    assert sum(1 for line in proxy.fired if line.startswith("bulk_item_status")) == 3
+    assert _indexed(es, settings) == {c.call_id for c in calls}
+
+
+@pytest.mark.parametrize(
+    ("kind", "options"),
+    [
+        ("status", {"status": 503}),
+        ("status", {"status": 502}),
+        ("drop", {}),
+        ("stall", {"stall_s": 3.0}),  # past bulk_request_timeout_s: the client times out
+    ],
+)
+def test_a_failed_bulk_request_is_sent_again(
+    es: Elasticsearch, settings: Settings, proxy: FaultProxy, kind: str, options: dict[str, float]
+) -> None:
+    calls = _calls(5)
+    proxy.arm(kind, "/_bulk", times=2, **options)  # type: ignore[arg-type]
+    retries = _load(_through(proxy, settings, bulk_request_timeout_s=1.0), calls)
+    assert retries >= 2
+    assert _indexed(es, settings) == {c.call_id for c in calls}
+
+
+def test_backoff_is_capped_and_the_deadline_stops_the_load(
+    settings: Settings, proxy: FaultProxy
+) -> None:
+    proxy.arm("bulk_item_status", "/_bulk", times=10_000, status=429)
+    proxy_settings = _through(proxy, settings, es_retry_deadline_s=3.0)
+    es = connect(proxy_settings)
+    started = time.monotonic()
+    with pytest.raises(SearchBackendError, match="still failing after 3 s") as failure:
+        load_calls(es, proxy_settings, [SourcedCall("t", c) for c in _calls(2)], tag=lambda c: [])
+    took = time.monotonic() - started
+    es.close()
+    # Uncapped doubling from 0.5 s would fit 3 pauses in 3 s; capped at 0.2 s, about 15.
+    bulks = sum(1 for line in proxy.seen if "/_bulk" in line)
+    assert bulks >= 10
+    assert 3.0 <= took < 10.0
+    assert "calls loaded before, the rest not" in str(failure.value)
+
+
+def test_a_search_that_timed_out_is_a_504_never_a_page(
+    index_calls: Callable[..., None], settings: Settings, proxy: FaultProxy
+) -> None:
+    index_calls(make_call("slow-1", [("client", "дорого")]))
+    proxy.arm("search_timed_out", f"/{settings.calls_alias}/_search", times=1)
+    with TestClient(create_app(_through(proxy, settings))) as api:
+        timed_out = api.get("/v1/search", params={"q": "дорого"})
+        again = api.get("/v1/search", params={"q": "дорого"})
+    assert proxy.fired
+    assert proxy.fired[0].startswith("search_timed_out")
+    assert timed_out.status_code == 504, timed_out.text
+    assert "took too long" in timed_out.json()["detail"]
+    assert "calls" not in timed_out.json()
+    assert again.status_code == 200
+    assert [c["call_id"] for c in again.json()["calls"]] == ["slow-1"]
+
+
+def test_a_search_the_node_does_not_answer_in_time_is_a_504(
+    index_calls: Callable[..., None], settings: Settings, proxy: FaultProxy
+) -> None:
+    index_calls(make_call("slow-2", [("client", "дорого")]))
+    proxy.arm("stall", f"/{settings.calls_alias}/_search", times=1, stall_s=3.0)
+    api_settings = _through(proxy, settings, es_request_timeout_s=1.0, es_search_timeout_s=0.5)
+    with TestClient(create_app(api_settings)) as api:
+        response = api.get("/v1/search", params={"q": "дорого"})
+    assert response.status_code == 504, response.text
+
+
+def test_a_dropped_search_connection_is_a_503(
+    index_calls: Callable[..., None], settings: Settings, proxy: FaultProxy
+) -> None:
+    index_calls(make_call("drop-1", [("client", "дорого")]))
+    proxy.arm("drop", f"/{settings.calls_alias}/_search", times=1)
+    with TestClient(create_app(_through(proxy, settings))) as api:
+        response = api.get("/v1/search", params={"q": "дорого"})
+    assert response.status_code == 503, response.text
+    assert "unavailable" in response.json()["detail"]
