@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from builders import load_through_loader, make_call
+from builders import load_through_loader, make_call, tracker_write
 from elasticsearch import Elasticsearch
 from fastapi.testclient import TestClient
 
@@ -180,7 +180,7 @@ def test_stored_tracker_tags_survive_a_reindex(
 ) -> None:
     load(es, settings, CALLS)
     tracker = {"id": "contract", "name": "Contract", "phrases": ["the contract"]}
-    assert api.post("/v1/trackers", json=tracker).status_code == 201
+    tracker_write(api, "POST", "/v1/trackers", tracker)
 
     def tagged() -> list[str]:
         found = es.search(index=settings.calls_alias, query={"term": {"trackers": "contract"}})
