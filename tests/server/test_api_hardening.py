@@ -209,8 +209,12 @@ def test_head_answers_every_get_route_with_its_headers_and_no_body(
             got, head = api.get(path), api.head(path)
             assert head.status_code == got.status_code == 200, path
             assert head.content == b""
-            for name in ("content-type", "content-length", "accept-ranges"):
+            for name in ("content-type", "accept-ranges"):
                 assert head.headers.get(name) == got.headers.get(name), (path, name)
+            # A search answer carries its own took_ms, so two answers may differ in its digits.
+            slack = 3 if path.startswith("/v1/search") else 0
+            lengths = int(head.headers["content-length"]), int(got.headers["content-length"])
+            assert abs(lengths[0] - lengths[1]) <= slack, (path, lengths)
         assert api.head("/v1/calls/nope").status_code == 404
         assert api.head("/v1/calls/nope").content == b""
 
