@@ -37,7 +37,8 @@ from indexer.index.deletion import delete_call
 from indexer.index.loader import LoadSummary, Tagger, load_paths
 from indexer.index.reindex import ReindexResult, Source, needs_reindex, prune, reindex, rollback
 from indexer.settings import Settings, get_settings
-from indexer.trackers.changes import retag_all, sync_tags
+from indexer.trackers.changes import sync_tags
+from indexer.trackers.jobs import JobState, enqueue_vocabulary_change, run_job
 from indexer.trackers.tagging import current_tagger
 from indexer.transcript import json_schema
 from indexer.vocabulary import (
@@ -223,7 +224,16 @@ def _vocab(args: argparse.Namespace) -> int:
             for term_id in args.term_ids:
                 delete_term(es, settings, term_id)
                 _say(f"deleted {term_id}")
-        _say(f"tracker tags re-checked: {retag_all(es, settings)} calls changed")
+        # The same job an API write queues, run here: an API worker's job for an earlier
+        # vocabulary write stops (superseded) rather than write tags from a stale vocabulary.
+        job = run_job(es, settings, enqueue_vocabulary_change(es, settings))
+        if job.state is JobState.SUPERSEDED:
+            _say("tracker tags: a newer vocabulary change came meanwhile; its job re-tags")
+        elif job.state is JobState.FAILED:
+            _say(f"error: re-tagging the calls failed: {'; '.join(job.errors)}")
+            return EXIT_UNAVAILABLE
+        else:
+            _say(f"tracker tags re-checked: {job.calls_retagged} calls changed")
     except (TrackerConflictError, VocabularyTermNotFoundError) as exc:
         _say(f"error: {exc}")
         return EXIT_FAILED

@@ -15,6 +15,8 @@ It feeds both ends:
 * recognition: the terms of a call's language are offered to the model (``hotwords``).
 
 A change re-tags past calls, as a tracker change does: what a tracker matches depends on it.
+The writer stores the term here, then queues the job that does it
+(``indexer.trackers.jobs.enqueue_vocabulary_change``; this module sits below the trackers).
 """
 
 from __future__ import annotations
@@ -326,7 +328,7 @@ def _write(es: Elasticsearch, settings: Settings, term: VocabularyTerm, *, creat
 
 
 def create_term(es: Elasticsearch, settings: Settings, spec: TermCreate) -> VocabularyTerm:
-    """Store a new term; the tags of past calls follow (``indexer.trackers.retag_all``)."""
+    """Store a new term (past calls' tags follow by the job the caller queues next)."""
     now = _now()
     term = VocabularyTerm(
         **spec.model_dump(exclude={"id"}),

@@ -103,7 +103,7 @@ FINISHED_JOB_STATES = {"done", "superseded", "failed"}
 def wait_for_job(
     api: TestClient, location: str, timeout_s: float = 60.0, headers: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    """Poll a tracker job (``Location`` of a 202) until it is finished; its last state."""
+    """Poll a re-tagging job (``Location`` of a 202) until it is finished; its last state."""
     deadline = time.monotonic() + timeout_s
     while True:
         response = api.get(location, headers=headers)
@@ -118,8 +118,8 @@ def wait_for_job(
 def tracker_write(
     api: TestClient, method: str, path: str, body: dict[str, Any] | None = None, **kwargs: Any
 ) -> dict[str, Any]:
-    """A tracker write, which must be accepted (202), waited for until its job is done; the
-    answer's body (``tracker`` and ``job``, the job as it ended)."""
+    """A tracker or vocabulary write, which must be accepted (202), waited for until its job
+    is done; the answer's body (``tracker`` or ``term``, and ``job``, the job as it ended)."""
     response = api.request(method, path, json=body, **kwargs)
     assert response.status_code == 202, response.text
     accepted: dict[str, Any] = response.json()

@@ -11,13 +11,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 
 from api.deps import AdminAccess, EsDep, SettingsDep
+from api.routes.jobs import ACCEPTED, JobAccepted, accepted
 from api.schemas import Problem
 from indexer.search import parse_date_param
 from indexer.trackers.changes import record_create, record_delete, record_replace
-from indexer.trackers.jobs import Job, JobAction, enqueue
+from indexer.trackers.jobs import JobAction, enqueue
 from indexer.trackers.model import Tracker, TrackerCreate, TrackerList, TrackerSpec
 from indexer.trackers.stats import GroupBy, TrackerStats, tracker_stats
 from indexer.trackers.storage import get_tracker, list_trackers
@@ -34,32 +34,11 @@ which at least one of its phrases is said; an utterance saying a phrase twice, o
 is one mention."""
 
 
-class TrackerChange(BaseModel):
+class TrackerChange(JobAccepted):
     """A tracker write as taken: the tracker now stored (none after a delete), and the job
     that re-tags the calls (poll it at ``Location``)."""
 
     tracker: Tracker | None
-    job: Job = Field(description="Also at /v1/jobs/{id}: state and progress.")
-
-
-ACCEPTED: dict[int | str, dict[str, Any]] = {
-    202: {
-        "description": "Stored; the calls are re-tagged by the job the `Location` header names.",
-        "headers": {"Location": {"schema": {"type": "string"}, "description": "/v1/jobs/{id}"}},
-    }
-}
-
-
-def _accepted(request: Request, tracker: Tracker | None, job: Job) -> JSONResponse:
-    worker = getattr(request.app.state, "job_worker", None)
-    if worker is not None:
-        worker.wake()
-    change = TrackerChange(tracker=tracker, job=job)
-    return JSONResponse(
-        status_code=202,
-        content=change.model_dump(mode="json"),
-        headers={"Location": f"/v1/jobs/{job.id}"},
-    )
 
 
 @router.post(
@@ -76,7 +55,7 @@ def _accepted(request: Request, tracker: Tracker | None, job: Job) -> JSONRespon
 def create(spec: TrackerCreate, request: Request, es: EsDep, settings: SettingsDep) -> JSONResponse:
     tracker = record_create(es, settings, spec)
     job = enqueue(es, settings, tracker.id, JobAction.CREATE, tracker.version)
-    return _accepted(request, tracker, job)
+    return accepted(request, TrackerChange(tracker=tracker, job=job))
 
 
 @router.get("", response_model=TrackerList, summary="Every tracker, by id")
@@ -102,7 +81,7 @@ def replace(
 ) -> JSONResponse:
     tracker = record_replace(es, settings, tracker_id, spec)
     job = enqueue(es, settings, tracker_id, JobAction.REPLACE, tracker.version)
-    return _accepted(request, tracker, job)
+    return accepted(request, TrackerChange(tracker=tracker, job=job))
 
 
 @router.delete(
@@ -118,7 +97,7 @@ def delete(
 ) -> JSONResponse:
     version = record_delete(es, settings, tracker_id)
     job = enqueue(es, settings, tracker_id, JobAction.DELETE, version)
-    return _accepted(request, None, job)
+    return accepted(request, TrackerChange(tracker=None, job=job))
 
 
 @router.get(

@@ -1,18 +1,24 @@
 """``/v1/vocabulary``: the company's terms and their spellings (``indexer.vocabulary``).
 
-Reading needs any API key, writing an admin key. A write answers once the calls' ``trackers``
-tags follow the change (what a tracker matches depends on the vocabulary).
+Reading needs any API key, writing an admin key. What a tracker matches depends on the
+vocabulary, so a write is stored at once and answers 202 with a job (``Location:
+/v1/jobs/{id}``); the API's worker then makes every call's ``trackers`` tags follow it
+(``indexer.trackers.jobs``). Searches use the new term from the moment the write answers.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Response
+from elasticsearch import Elasticsearch
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import JSONResponse
 
 from api.deps import AdminAccess, EsDep, SettingsDep
+from api.routes.jobs import ACCEPTED, JobAccepted, accepted
 from api.schemas import Problem
-from indexer.trackers.changes import retag_all
+from indexer.settings import Settings
+from indexer.trackers.jobs import enqueue_vocabulary_change
 from indexer.vocabulary import (
     TermCreate,
     TermSpec,
@@ -34,18 +40,34 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
+class VocabularyChange(JobAccepted):
+    """A vocabulary write as taken: the term now stored (none after a delete), and the job
+    that re-tags the calls for every tracker (poll it at ``Location``)."""
+
+    term: VocabularyTerm | None
+
+
+def _accepted(
+    request: Request, es: Elasticsearch, settings: Settings, term: VocabularyTerm | None
+) -> JSONResponse:
+    """The term is stored: number the write and queue its job (``indexer.trackers.jobs``)."""
+    job = enqueue_vocabulary_change(es, settings)
+    return accepted(request, VocabularyChange(term=term, job=job))
+
+
 @router.post(
     "",
-    status_code=201,
-    response_model=VocabularyTerm,
+    status_code=202,
+    response_model=VocabularyChange,
     dependencies=[AdminAccess],
-    responses={409: {"model": Problem, "description": "The id is taken, or too many terms."}},
-    summary="Add a term; searches and trackers match each of its spellings from now on",
+    responses={
+        **ACCEPTED,
+        409: {"model": Problem, "description": "The id is taken, or too many terms."},
+    },
+    summary="Add a term; searches match each of its spellings at once, a job re-tags the calls",
 )
-def create(spec: TermCreate, es: EsDep, settings: SettingsDep) -> VocabularyTerm:
-    term = create_term(es, settings, spec)
-    retag_all(es, settings)
-    return term
+def create(spec: TermCreate, request: Request, es: EsDep, settings: SettingsDep) -> JSONResponse:
+    return _accepted(request, es, settings, create_term(es, settings, spec))
 
 
 @router.get("", response_model=VocabularyList, summary="Every term, by id, and the version")
@@ -61,26 +83,26 @@ def get_one(term_id: TermId, es: EsDep, settings: SettingsDep) -> VocabularyTerm
 
 @router.put(
     "/{term_id}",
-    response_model=VocabularyTerm,
+    status_code=202,
+    response_model=VocabularyChange,
     dependencies=[AdminAccess],
-    responses=NOT_FOUND,
-    summary="Change a term (canonical form, spellings, language); calls are re-tagged",
+    responses={**ACCEPTED, **NOT_FOUND},
+    summary="Change a term (canonical form, spellings, language); a job re-tags the calls",
 )
-def replace(term_id: TermId, spec: TermSpec, es: EsDep, settings: SettingsDep) -> VocabularyTerm:
-    term = replace_term(es, settings, term_id, spec)
-    retag_all(es, settings)
-    return term
+def replace(
+    term_id: TermId, spec: TermSpec, request: Request, es: EsDep, settings: SettingsDep
+) -> JSONResponse:
+    return _accepted(request, es, settings, replace_term(es, settings, term_id, spec))
 
 
 @router.delete(
     "/{term_id}",
-    status_code=204,
-    response_class=Response,
+    status_code=202,
+    response_model=VocabularyChange,
     dependencies=[AdminAccess],
-    responses=NOT_FOUND,
-    summary="Delete a term; calls are re-tagged",
+    responses={**ACCEPTED, **NOT_FOUND},
+    summary="Delete a term; a job re-tags the calls",
 )
-def delete(term_id: TermId, es: EsDep, settings: SettingsDep) -> Response:
+def delete(term_id: TermId, request: Request, es: EsDep, settings: SettingsDep) -> JSONResponse:
     delete_term(es, settings, term_id)
-    retag_all(es, settings)
-    return Response(status_code=204)
+    return _accepted(request, es, settings, None)

@@ -442,10 +442,26 @@ def tagged_ids(es: Elasticsearch, settings: Settings) -> set[str]:
     return {bucket["key"] for bucket in found["aggregations"]["ids"]["buckets"]}
 
 
-def retag_all(es: Elasticsearch, settings: Settings) -> int:
+def retag_all(
+    es: Elasticsearch,
+    settings: Settings,
+    *,
+    progress: Progress | None = None,
+    check_current: Callable[[], None] | None = None,
+) -> int:
     """Re-tag every call for every tracker (after a vocabulary change: what each tracker
-    matches may have changed); return how many calls changed."""
-    return sum(retag(es, settings, tracker.id) for tracker in list_trackers(es, settings))
+    matches may have changed); return how many calls changed. ``progress`` adds up over the
+    trackers; ``check_current`` (a vocabulary job's) is called before each tracker and once
+    more at the end, and raises SupersededError to stop when a newer change came."""
+    progress = progress or Progress()
+    changed = 0
+    for tracker in list_trackers(es, settings):
+        if check_current is not None:
+            check_current()
+        changed += retag(es, settings, tracker.id, progress=progress)
+    if check_current is not None:
+        check_current()
+    return changed
 
 
 def sync_tags(es: Elasticsearch, settings: Settings) -> int:

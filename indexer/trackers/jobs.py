@@ -1,11 +1,17 @@
-"""Tracker changes as background jobs: a write is stored at once and answered with a job; a
-worker thread of the API makes the calls' tags follow it.
+"""Tracker and vocabulary changes as background jobs: a write is stored at once and answered
+with a job; a worker thread of the API makes the calls' tags follow it.
 
 Jobs are documents in ``<alias>-jobs`` (mappings/jobs.json), so they outlive the process that
 took them: the worker picks up queued jobs and those left running by a stopped API, oldest
 first, one at a time — so the changes of one tracker are applied in the order they were
 written, and a job for an older version stops (``superseded``) as soon as a newer write is
 stored, leaving the tags to the newer write's job (``indexer.trackers.changes.retag``).
+
+A vocabulary write changes what every tracker matches, so its job re-tags every call for every
+tracker. Vocabulary writes are numbered in the order they were stored (``claim_vocabulary_write``:
+the number is claimed *after* the term is stored, so the job with the highest number starts
+after every stored change and reads them all); a job stops (``superseded``) as soon as a job
+for a higher number is queued, which leaves the tags to the last write's job.
 
 States: ``queued`` → ``running`` → ``done`` | ``superseded`` | ``failed`` (with ``errors``).
 """
@@ -33,6 +39,7 @@ from indexer.trackers.changes import (
     SupersededError,
     jobs_index,
     retag,
+    retag_all,
 )
 
 log = logging.getLogger("earshot.trackers.jobs")
@@ -55,15 +62,21 @@ class JobAction(StrEnum):
     CREATE = "create"
     REPLACE = "replace"
     DELETE = "delete"
+    VOCABULARY = "vocabulary"  # a vocabulary term added, changed or deleted: every tracker
 
 
 class Job(BaseModel):
-    """One tracker change being applied to the calls' tags."""
+    """One tracker or vocabulary change being applied to the calls' tags."""
 
     id: str
-    tracker_id: str
+    tracker_id: str | None = Field(
+        description="The tracker changed; null for a vocabulary change (every tracker)."
+    )
     action: JobAction
-    version: int = Field(description="The tracker version whose tags this job sets.")
+    version: int = Field(
+        description="The tracker version whose tags this job sets; for a vocabulary change, "
+        "the number of the vocabulary write (writes are numbered in the order stored)."
+    )
     state: JobState
     calls_examined: int = Field(default=0, description="Candidate calls decided so far.")
     calls_retagged: int = Field(default=0, description="Calls whose tags changed so far.")
@@ -86,7 +99,7 @@ def _save(es: Elasticsearch, settings: Settings, job: Job) -> None:
 
 
 def enqueue(
-    es: Elasticsearch, settings: Settings, tracker_id: str, action: JobAction, version: int
+    es: Elasticsearch, settings: Settings, tracker_id: str | None, action: JobAction, version: int
 ) -> Job:
     now = _now()
     job = Job(
@@ -102,6 +115,46 @@ def enqueue(
         ensure_index(es, jobs_index(settings.calls_alias), JOBS_MAPPING)
         _save(es, settings, job)
     return job
+
+
+VOCABULARY_REGISTRY_ID = "vocabulary-registry"
+
+
+def claim_vocabulary_write(es: Elasticsearch, settings: Settings) -> int:
+    """The number of a vocabulary write just stored: every write of the registry document
+    counts its ``_version`` up by one on the primary shard, so numbers only grow and no two
+    writes share one, however many API processes write at once."""
+    with backend_errors(settings.es_url):
+        ensure_index(es, jobs_index(settings.calls_alias), JOBS_MAPPING)
+        written = es.index(
+            index=jobs_index(settings.calls_alias),
+            id=VOCABULARY_REGISTRY_ID,
+            document={"kind": "registry", "updated_at": _now().isoformat()},
+        )
+    return int(written["_version"])
+
+
+def enqueue_vocabulary_change(es: Elasticsearch, settings: Settings) -> Job:
+    """After a vocabulary term is stored (created, replaced or deleted): the job that makes
+    every call's tags follow the vocabulary."""
+    version = claim_vocabulary_write(es, settings)
+    return enqueue(es, settings, None, JobAction.VOCABULARY, version)
+
+
+def _newer_vocabulary_job(es: Elasticsearch, settings: Settings, version: int) -> bool:
+    found = es.count(
+        index=jobs_index(settings.calls_alias),
+        query={
+            "bool": {
+                "filter": [
+                    {"term": {"kind": "retag"}},
+                    {"term": {"action": JobAction.VOCABULARY.value}},
+                    {"range": {"version": {"gt": version}}},
+                ]
+            }
+        },
+    )
+    return int(found["count"]) > 0
 
 
 def get_job(es: Elasticsearch, settings: Settings, job_id: str) -> Job:
@@ -155,6 +208,13 @@ def run_job(
     )
     _save(es, settings, job)
 
+    vocabulary = job.tracker_id is None
+
+    def check_current() -> None:
+        """A vocabulary job stops once a later vocabulary write has a job of its own."""
+        if vocabulary and _newer_vocabulary_job(es, settings, job.version):
+            raise SupersededError(f"the vocabulary changed again after write {job.version}")
+
     def report(progress: Progress) -> None:
         nonlocal job
         job = job.model_copy(
@@ -167,18 +227,22 @@ def run_job(
         _save(es, settings, job)
         if stop is not None and stop.is_set():
             raise StopRequestedError
+        check_current()
 
     state = JobState.DONE
     errors: list[str] = []
     try:
-        retag(
-            es,
-            settings,
-            job.tracker_id,
-            version=job.version,
-            deleted=job.action is JobAction.DELETE,
-            progress=Progress(report=report),
-        )
+        if job.tracker_id is None:
+            retag_all(es, settings, progress=Progress(report=report), check_current=check_current)
+        else:
+            retag(
+                es,
+                settings,
+                job.tracker_id,
+                version=job.version,
+                deleted=job.action is JobAction.DELETE,
+                progress=Progress(report=report),
+            )
     except SupersededError:
         state = JobState.SUPERSEDED
     except EarshotError as exc:
@@ -219,7 +283,7 @@ class JobWorker:
             try:
                 job = next_job(self.es, self.settings)
                 if job is not None:
-                    log.info("job %s: %s tracker %s", job.id, job.action, job.tracker_id)
+                    log.info("job %s: %s %s", job.id, job.action, job.tracker_id or "trackers")
                     done = run_job(self.es, self.settings, job, self._stop)
                     log.info("job %s: %s", done.id, done.state)
                     continue

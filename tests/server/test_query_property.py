@@ -19,7 +19,7 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-from builders import make_call
+from builders import make_call, wait_for_job
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
@@ -139,7 +139,10 @@ def test_elasticsearch_and_python_agree_on_every_query(
     ]
     index_calls(*calls)
     if not api.get("/v1/vocabulary").json()["terms"]:
-        assert api.post("/v1/vocabulary", json=TERM).status_code == 201
+        written = api.post("/v1/vocabulary", json=TERM)
+        assert written.status_code == 202, written.text
+        # Searches expand at once; the job (no trackers here) only has to end.
+        assert wait_for_job(api, written.headers["location"])["state"] == "done"
     note(f"query={query!r} mode={mode} calls={generated!r}")
 
     params: dict[str, Any] = {"q": query, "mode": mode.value, "manager_id": manager, "size": 10}

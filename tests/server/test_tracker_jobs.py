@@ -11,54 +11,24 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import httpx
-from builders import make_call, tracker_write, wait_for_job
+from builders import tracker_write, wait_for_job
 from elasticsearch import Elasticsearch
 from fastapi.testclient import TestClient
+from retagging import (
+    WORDS,
+    all_jobs_finished,
+    corpus,
+    expected_tags,
+    small_batches,
+    stored_tags,
+    wait_for_all,
+    write_then_stop_mid_job,
+)
 
 from api.main import create_app
 from indexer.settings import Settings
-from indexer.transcript import Call
 
 Load = Callable[..., None]
-
-WORDS = ["price", "deal", "contract", "discount", "hello"]
-
-
-def corpus(count: int) -> list[Call]:
-    """Calls each saying a different mix of WORDS (call n says WORDS[i] when bit i of n is
-    set), so every tracker below tags a different subset of calls."""
-    calls = []
-    for number in range(count):
-        said = [word for bit, word in enumerate(WORDS) if number >> bit & 1] or ["nothing"]
-        calls.append(make_call(f"c{number:04d}", [("client", " ".join(said))]))
-    return calls
-
-
-def expected_tags(trackers: list[dict[str, Any]], calls: list[Call]) -> dict[str, list[str]]:
-    """Brute force: a call carries a tracker when one of its words is one of its phrases."""
-    tags = {}
-    for call in calls:
-        said = {word.text.lower() for u in call.utterances for word in u.words}
-        tags[call.call_id] = sorted(t["id"] for t in trackers if said & set(t["phrases"]))
-    return tags
-
-
-def stored_tags(es: Elasticsearch, settings: Settings) -> dict[str, list[str]]:
-    es.indices.refresh(index=settings.calls_alias)
-    found = es.search(
-        index=settings.calls_alias, size=10_000, source_includes=["trackers"], sort=["call_id"]
-    )
-    return {hit["_id"]: hit["_source"]["trackers"] for hit in found["hits"]["hits"]}
-
-
-def wait_for_all(api: TestClient, answers: list[httpx.Response]) -> list[dict[str, Any]]:
-    return [wait_for_job(api, answer.headers["location"]) for answer in answers]
-
-
-def small_batches(settings: Settings, **changes: Any) -> Settings:
-    """Re-tagging in batches of 4 calls: a job spans many batches, so writes land mid-job."""
-    return settings.model_copy(update={"bulk_chunk_size": 4, **changes})
 
 
 def test_a_write_answers_202_with_a_job_that_reports_progress(
@@ -156,28 +126,11 @@ def test_concurrent_writes_of_the_same_trackers_end_consistent(
         assert set(statuses) <= {202, 404, 409}
         assert 202 in statuses
         deadline = time.monotonic() + 120
-        while not _all_jobs_finished(es, settings):
+        while not all_jobs_finished(es, settings):
             assert time.monotonic() < deadline, "jobs still unfinished"
             time.sleep(0.2)
         final = api.get("/v1/trackers").json()["trackers"]
     assert stored_tags(es, settings) == expected_tags(final, calls)
-
-
-def _all_jobs_finished(es: Elasticsearch, settings: Settings) -> bool:
-    index = f"{settings.calls_alias}-jobs"
-    es.indices.refresh(index=index)
-    unfinished = es.count(
-        index=index,
-        query={
-            "bool": {
-                "filter": [
-                    {"term": {"kind": "retag"}},
-                    {"terms": {"state": ["queued", "running"]}},
-                ]
-            }
-        },
-    )
-    return int(unfinished["count"]) == 0
 
 
 def test_the_tracker_cap_holds_under_concurrent_creates(settings: Settings) -> None:
@@ -215,20 +168,14 @@ def test_a_job_cut_off_by_a_shutdown_resumes_on_the_next_start(
     calls = corpus(256)
     index_calls(*calls)
     tracker = {"id": "p", "name": "P", "phrases": ["price"]}
-    slow = small_batches(settings, bulk_chunk_size=2)
-    with TestClient(create_app(slow)) as api:
-        answer = api.post("/v1/trackers", json=tracker)
-        location = answer.headers["location"]
-        while api.get(location).json()["calls_examined"] == 0:
-            time.sleep(0.01)
+    location, cut = write_then_stop_mid_job(es, settings, "POST", "/v1/trackers", tracker)
     # The API is stopped: its worker left the job mid-way.
-    cut = es.get(index=f"{settings.calls_alias}-jobs", id=answer.json()["job"]["id"])["_source"]
     assert cut["state"] == "running"
     assert 0 < cut["calls_examined"] < 128
     tagged = sum(1 for tags in stored_tags(es, settings).values() if tags)
     assert 0 < tagged < 128
 
-    with TestClient(create_app(slow)) as api:
+    with TestClient(create_app(small_batches(settings))) as api:
         done = wait_for_job(api, location)
     assert done["state"] == "done"
     assert stored_tags(es, settings) == expected_tags([tracker], calls)

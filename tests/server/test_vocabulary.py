@@ -1,6 +1,8 @@
 """The company vocabulary on the real Elasticsearch: stored and edited through the API and the
 CLI, a term matches each of its spellings and no other word, trackers and their statistics use
-it, and a change re-tags past calls."""
+it, and a change re-tags past calls by a job (answered 202 at once; however vocabulary and
+tracker writes interleave, the tags end as the final trackers and vocabulary dictate; a job cut
+off by an API shutdown resumes)."""
 
 from __future__ import annotations
 
@@ -10,11 +12,24 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from builders import make_call, wait_for_job
+from builders import make_call, tracker_write, wait_for_job
 from elasticsearch import Elasticsearch
 from fastapi.testclient import TestClient
+from retagging import (
+    corpus,
+    expected_tags,
+    small_batches,
+    stored_tags,
+    wait_for_all,
+    write_then_stop_mid_job,
+)
 
+from api.main import create_app
 from indexer.settings import PROJECT_ROOT, Settings
+from indexer.trackers.changes import create_tracker
+from indexer.trackers.jobs import enqueue_vocabulary_change, run_job
+from indexer.trackers.model import TrackerCreate
+from indexer.vocabulary import TermCreate, TermSpec, create_term, replace_term
 
 BITRIX = {
     "canonical": "Битрикс24",
@@ -48,24 +63,30 @@ def _tags(es: Elasticsearch, settings: Settings) -> dict[str, list[str]]:
 def test_terms_are_stored_versioned_and_edited(api: TestClient) -> None:
     empty = api.get("/v1/vocabulary").json()
     assert empty["terms"] == []
-    created = api.post("/v1/vocabulary", json=BITRIX)
-    assert created.status_code == 201, created.text
-    term = created.json()
+    created = tracker_write(api, "POST", "/v1/vocabulary", BITRIX)
+    term = created["term"]
     assert term["revision"] == 1
     assert term["id"] == "24"  # made from the Latin letters and digits of the canonical form
+    assert (created["job"]["action"], created["job"]["tracker_id"]) == ("vocabulary", None)
     listed = api.get("/v1/vocabulary").json()
     assert [t["id"] for t in listed["terms"]] == [term["id"]]
     assert listed["version"] != empty["version"]
     assert api.post("/v1/vocabulary", json={**BITRIX, "id": term["id"]}).status_code == 409
-    changed = api.put(f"/v1/vocabulary/{term['id']}", json={**BITRIX, "spellings": ["bitrix"]})
-    assert changed.status_code == 200, changed.text
-    assert changed.json()["revision"] == 2
+    changed = tracker_write(
+        api, "PUT", f"/v1/vocabulary/{term['id']}", {**BITRIX, "spellings": ["bitrix"]}
+    )
+    assert changed["term"]["revision"] == 2
+    # Writes are numbered in the order they were stored.
+    assert changed["job"]["version"] > created["job"]["version"]
     assert api.get("/v1/vocabulary").json()["version"] not in (listed["version"], empty["version"])
     bad = api.post("/v1/vocabulary", json={"canonical": "!!!", "spellings": []})
     assert bad.status_code == 422 or bad.status_code == 400
-    assert api.delete(f"/v1/vocabulary/{term['id']}").status_code == 204
+    deleted = tracker_write(api, "DELETE", f"/v1/vocabulary/{term['id']}")
+    assert deleted["term"] is None
+    assert deleted["job"]["version"] > changed["job"]["version"]
     assert api.get(f"/v1/vocabulary/{term['id']}").status_code == 404
     assert api.delete(f"/v1/vocabulary/{term['id']}").status_code == 404
+    assert api.put(f"/v1/vocabulary/{term['id']}", json=BITRIX).status_code == 404
 
 
 def test_a_term_matches_each_of_its_spellings_and_no_other_word(
@@ -74,7 +95,9 @@ def test_a_term_matches_each_of_its_spellings_and_no_other_word(
     index_calls(*CALLS)
     # Without the vocabulary each spelling finds only itself.
     assert _ids(api, "Битрикс24") == {"c-canonical"}
-    assert api.post("/v1/vocabulary", json=BITRIX).status_code == 201
+    written = api.post("/v1/vocabulary", json=BITRIX)
+    assert written.status_code == 202, written.text
+    # A search expands with the term as soon as the write answers, before its job is done.
     for typed in ["Битрикс24", "bitrix24", '"битрикс 24"', '"Bitrix 24"']:
         assert _ids(api, typed) == SPELLED, typed
         assert _ids(api, typed, mode="forms") == SPELLED, typed
@@ -102,8 +125,7 @@ def test_trackers_and_stats_use_the_vocabulary_and_follow_its_changes(
     tracker_id = tracker.json()["tracker"]["id"]
     assert {c for c, tags in _tags(es, settings).items() if tracker_id in tags} == {"c-canonical"}
 
-    term = api.post("/v1/vocabulary", json=BITRIX).json()
-    # The write answered after the past calls were re-tagged.
+    term = tracker_write(api, "POST", "/v1/vocabulary", BITRIX)["term"]
     assert {c for c, tags in _tags(es, settings).items() if tracker_id in tags} == SPELLED
     stats = api.get(f"/v1/trackers/{tracker_id}/stats", params={"group_by": "manager"}).json()
     assert stats["total"]["calls_mentioning"] == len(SPELLED)
@@ -114,16 +136,23 @@ def test_trackers_and_stats_use_the_vocabulary_and_follow_its_changes(
     assert tracker_id in _tags(es, settings)["c-late"]
 
     narrowed = {**BITRIX, "spellings": ["Bitrix24"]}
-    assert api.put(f"/v1/vocabulary/{term['id']}", json=narrowed).status_code == 200
+    tracker_write(api, "PUT", f"/v1/vocabulary/{term['id']}", narrowed)
     assert {c for c, tags in _tags(es, settings).items() if tracker_id in tags} == {
         "c-canonical",
         "c-latin",
     }
-    assert api.delete(f"/v1/vocabulary/{term['id']}").status_code == 204
+    stats = api.get(f"/v1/trackers/{tracker_id}/stats", params={"group_by": "day"}).json()
+    assert stats["total"]["calls_mentioning"] == 2
+    tracker_write(api, "DELETE", f"/v1/vocabulary/{term['id']}")
     assert {c for c, tags in _tags(es, settings).items() if tracker_id in tags} == {"c-canonical"}
 
 
-def test_cli_adds_lists_and_deletes_terms(settings: Settings, api: TestClient) -> None:
+def test_cli_adds_lists_and_deletes_terms(
+    settings: Settings, api: TestClient, es: Elasticsearch, index_calls: Callable[..., None]
+) -> None:
+    index_calls(make_call("c-hub", [("client", "мы на хабспот")], language="ru"))
+    tracker_write(api, "POST", "/v1/trackers", {"id": "crm", "name": "CRM", "phrases": ["HubSpot"]})
+    assert _tags(es, settings)["c-hub"] == []
     env = {
         **os.environ,
         "ES_URL": settings.es_url,
@@ -143,6 +172,9 @@ def test_cli_adds_lists_and_deletes_terms(settings: Settings, api: TestClient) -
 
     added = run("add", "HubSpot", "-s", "хабспот", "-s", "хаб спот", "--id", "hubspot")
     assert added.returncode == 0, added.stderr
+    # The command answers once the tags follow (it runs the change's job itself).
+    assert "tracker tags re-checked: 1 calls changed" in added.stderr
+    assert _tags(es, settings)["c-hub"] == ["crm"]
     listed = run("list")
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.splitlines() == ["hubspot\tany\tHubSpot\tхабспот, хаб спот"]
@@ -150,6 +182,135 @@ def test_cli_adds_lists_and_deletes_terms(settings: Settings, api: TestClient) -
     assert run("add", "HubSpot", "--id", "hubspot").returncode == 1  # the id is taken
     assert run("add", "...").returncode == 1  # nothing searchable
     assert run("delete", "hubspot").returncode == 0
+    assert _tags(es, settings)["c-hub"] == []
     missing = run("delete", "hubspot")
     assert missing.returncode == 1
     assert "no vocabulary term with id 'hubspot'" in missing.stderr
+
+
+# --- The re-tagging job -----------------------------------------------------------------------
+
+# With the term, a tracker for "deal" also tags calls that say "contract" (and one for
+# "contract" those that say "deal"); with the next, "discount" instead.
+DEAL_CONTRACT = {"id": "deal", "canonical": "deal", "spellings": ["contract"]}
+DEAL_DISCOUNT = {"canonical": "deal", "spellings": ["discount"]}
+TRACKERS = [
+    {"id": "a", "name": "A", "phrases": ["deal"]},
+    {"id": "b", "name": "B", "phrases": ["price", "hello"]},
+]
+
+
+def _group(*words: str) -> dict[str, set[str]]:
+    """What each word of one vocabulary term stands for (brute force for ``expected_tags``)."""
+    return {word: set(words) for word in words}
+
+
+def test_a_write_answers_202_at_once_and_its_job_retags_every_call(
+    es: Elasticsearch, settings: Settings, index_calls: Callable[..., None]
+) -> None:
+    calls = corpus(64)
+    index_calls(*calls)
+    with TestClient(create_app(settings)) as api:
+        for tracker in TRACKERS:
+            tracker_write(api, "POST", "/v1/trackers", tracker)
+    before = stored_tags(es, settings)
+    assert before == expected_tags(TRACKERS, calls)
+
+    # An API without its worker (no lifespan ran): the write is answered without any
+    # re-tagging done in the request; its job waits, queued.
+    idle = TestClient(create_app(settings))
+    answer = idle.post("/v1/vocabulary", json=DEAL_CONTRACT)
+    assert answer.status_code == 202, answer.text
+    assert answer.headers["location"] == f"/v1/jobs/{answer.json()['job']['id']}"
+    assert answer.json()["term"]["id"] == "deal"
+    assert answer.json()["job"]["state"] == "queued"
+    assert idle.get(answer.headers["location"]).json()["state"] == "queued"
+    assert stored_tags(es, settings) == before
+    # Searches follow the term at once.
+    assert idle.get("/v1/search", params={"q": "deal"}).json()["total"] == 48
+
+    with TestClient(create_app(small_batches(settings))) as api:
+        done = wait_for_job(api, answer.headers["location"])
+    after = expected_tags(TRACKERS, calls, _group("deal", "contract"))
+    changed = sum(before[call_id] != tags for call_id, tags in after.items())
+    assert changed == 16  # "contract" without "deal": a quarter of the calls
+    assert done["state"] == "done"
+    assert done["calls_retagged"] == changed == done["calls_examined"]
+    assert stored_tags(es, settings) == after
+
+
+def test_interleaved_vocabulary_and_tracker_writes_end_with_the_tags_of_the_last(
+    es: Elasticsearch, settings: Settings, index_calls: Callable[..., None]
+) -> None:
+    calls = corpus(96)
+    index_calls(*calls)
+    with TestClient(create_app(small_batches(settings))) as api:
+        tracker_write(api, "POST", "/v1/trackers", TRACKERS[0])
+        script: list[tuple[str, str, dict[str, Any] | None]] = [
+            ("POST", "/v1/vocabulary", DEAL_CONTRACT),
+            ("PUT", "/v1/vocabulary/deal", DEAL_DISCOUNT),
+            ("POST", "/v1/trackers", TRACKERS[1]),
+            ("PUT", "/v1/trackers/b", {"name": "B", "phrases": ["discount"]}),
+            ("POST", "/v1/vocabulary", {"id": "hi", "canonical": "hello", "spellings": ["price"]}),
+            ("DELETE", "/v1/vocabulary/hi", None),
+            ("PUT", "/v1/vocabulary/deal", {"canonical": "deal", "spellings": ["hello"]}),
+        ]
+        answers = [api.request(method, path, json=body) for method, path, body in script]
+        assert [answer.status_code for answer in answers] == [202] * len(script)
+        jobs = wait_for_all(api, answers)
+        final_trackers = api.get("/v1/trackers").json()["trackers"]
+        final_terms = api.get("/v1/vocabulary").json()["terms"]
+    assert {job["state"] for job in jobs} <= {"done", "superseded"}
+    assert jobs[-1]["state"] == "done"
+    assert [(t["canonical"], t["spellings"]) for t in final_terms] == [("deal", ["hello"])]
+    assert [(t["id"], t["phrases"]) for t in final_trackers] == [
+        ("a", ["deal"]),
+        ("b", ["discount"]),
+    ]
+    expected = expected_tags(final_trackers, calls, _group("deal", "hello"))
+    assert stored_tags(es, settings) == expected
+
+
+def test_a_job_for_an_older_vocabulary_write_stops_superseded(
+    es: Elasticsearch, settings: Settings, index_calls: Callable[..., None]
+) -> None:
+    calls = corpus(32)
+    index_calls(*calls)
+    create_tracker(es, settings, TrackerCreate(**TRACKERS[0]))
+    # Two writes stored, their jobs queued; no API runs them.
+    create_term(es, settings, TermCreate(**DEAL_CONTRACT))
+    older = enqueue_vocabulary_change(es, settings)
+    replace_term(es, settings, "deal", TermSpec(**DEAL_DISCOUNT))
+    newer = enqueue_vocabulary_change(es, settings)
+    assert newer.version > older.version
+
+    stopped = run_job(es, settings, older)
+    assert stopped.state == "superseded"
+    assert stopped.calls_retagged == 0
+    assert stored_tags(es, settings) == expected_tags([TRACKERS[0]], calls)
+    done = run_job(es, settings, newer)
+    assert done.state == "done"
+    assert stored_tags(es, settings) == expected_tags(
+        [TRACKERS[0]], calls, _group("deal", "discount")
+    )
+
+
+def test_a_vocabulary_job_cut_off_by_a_shutdown_resumes_on_the_next_start(
+    es: Elasticsearch, settings: Settings, index_calls: Callable[..., None]
+) -> None:
+    calls = corpus(256)
+    index_calls(*calls)
+    with TestClient(create_app(settings)) as api:
+        for tracker in TRACKERS:
+            tracker_write(api, "POST", "/v1/trackers", tracker)
+    location, cut = write_then_stop_mid_job(es, settings, "POST", "/v1/vocabulary", DEAL_CONTRACT)
+    # The API is stopped: its worker left the job mid-way (64 calls to tag, 2 at a time).
+    assert cut["state"] == "running"
+    assert 0 < cut["calls_examined"] < 64
+    after = expected_tags(TRACKERS, calls, _group("deal", "contract"))
+    assert stored_tags(es, settings) != after
+
+    with TestClient(create_app(small_batches(settings))) as api:
+        done = wait_for_job(api, location)
+    assert done["state"] == "done"
+    assert stored_tags(es, settings) == after
