@@ -6,10 +6,13 @@
     voices list | voices delete ID | voices reassign [--manager ID]
     ... --ray [ADDRESS]             recognition on a Ray cluster (indexer/asr/distributed.py)
 
-AUDIO may be files or directories (searched for wav, mp3, ogg/opus, flac, m4a). Exit status:
-0 when every recording succeeded, 1 when any failed (each named on stderr), 2 for an unusable
-model or an unreachable Elasticsearch. whisperx and torch are imported only when a command
-runs, so the other ``python -m indexer`` commands start fast.
+AUDIO may be files or directories (searched for wav, mp3, ogg/opus, flac, m4a). The company
+vocabulary's terms (read from Elasticsearch) are offered to the model unless --no-vocabulary;
+a recording is redone when the terms for its language change. Exit status: 0 when every
+recording succeeded, 1 when any failed (each named on stderr), 2 for an unusable model or an
+unreachable Elasticsearch (ingest; transcribe warns and goes on without the vocabulary).
+whisperx and torch are imported only when a command runs, so the other ``python -m indexer``
+commands start fast.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import argparse
 import sys
 from pathlib import Path
 from typing import Any
+
+from elasticsearch import Elasticsearch
 
 from indexer.settings import Settings, get_settings
 from indexer.trackers.tagging import current_tagger
@@ -75,6 +80,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--diarization-model-dir", type=Path, help="local pyannote pipeline")
     parser.add_argument("--force", action="store_true", help="redo recordings already done")
+    parser.add_argument(
+        "--no-vocabulary",
+        action="store_true",
+        help="do not offer the company vocabulary's terms to the model (read from "
+        "Elasticsearch otherwise)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     cluster = parser.add_argument_group("Ray cluster (the 'ray' extra; docs/asr.md)")
     cluster.add_argument(
@@ -110,8 +121,11 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _run_batch(
-    args: argparse.Namespace, settings: Settings, out: Path, hotwords: dict[str, str] | None = None
+    args: argparse.Namespace, settings: Settings, out: Path, hotwords: dict[str, str]
 ) -> Any:
+    """Recognition for every command that runs it: ``hotwords`` (the company vocabulary's
+    terms by language, docs/asr.md) go to the model here, in one process or on every Ray
+    worker, and into each recording's ledger key."""
     from indexer.asr.metadata import MetadataSource
     from indexer.asr.pipeline import Transcriber, run_batch
 
@@ -125,6 +139,7 @@ def _run_batch(
             force=args.force,
             progress=not args.quiet,
             runner=runner,
+            hotwords=hotwords,
         )
 
     if args.ray is None:
@@ -132,17 +147,41 @@ def _run_batch(
     from indexer.asr.distributed import RayRunner  # ray is imported only for --ray
 
     with RayRunner(
-        settings, args.ray, workers=args.ray_workers, gpu_share=args.ray_gpu_share
+        settings,
+        args.ray,
+        workers=args.ray_workers,
+        gpu_share=args.ray_gpu_share,
+        hotwords=hotwords,
     ) as runner:
         return batch(runner)
 
 
+def _vocabulary_hotwords(es: Elasticsearch, settings: Settings) -> dict[str, str]:
+    """The company vocabulary's terms by language, as offered to the model (it helps their
+    recall: docs/asr.md)."""
+    from indexer.vocabulary import load_vocabulary
+
+    return load_vocabulary(es, settings).hotwords_by_language()
+
+
 def _transcribe(args: argparse.Namespace) -> int:
-    from indexer.errors import EarshotError
+    from indexer.elastic import connect
+    from indexer.errors import EarshotError, SearchBackendError
 
     settings = _settings(args)
+    hotwords: dict[str, str] = {}
+    if not args.no_vocabulary:
+        # Transcripts only, no Elasticsearch needed: without one, say so and go on.
+        try:
+            hotwords = _vocabulary_hotwords(connect(settings), settings)
+        except SearchBackendError as exc:
+            print(
+                f"warning: no company vocabulary ({exc}): transcribing without its terms; "
+                "--no-vocabulary skips this",
+                file=sys.stderr,
+            )
     try:
-        summary = _run_batch(args, settings, args.out)
+        summary = _run_batch(args, settings, args.out, hotwords)
     except EarshotError as exc:  # the model or the manifest: nothing can be transcribed
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
@@ -157,7 +196,6 @@ def _ingest(args: argparse.Namespace) -> int:
     from indexer.errors import EarshotError
     from indexer.index.definitions import ensure_calls_index
     from indexer.index.loader import load_calls
-    from indexer.vocabulary import load_vocabulary
 
     settings = _settings(args)
     es = connect(settings)
@@ -165,8 +203,7 @@ def _ingest(args: argparse.Namespace) -> int:
         # Fail before hours of transcription if the results could not be stored.
         with backend_errors(settings.es_url):
             ensure_calls_index(es, settings.calls_alias)
-        # The company vocabulary is offered to the model (docs/asr.md: it helps term recall).
-        hotwords = load_vocabulary(es, settings).hotwords_by_language()
+        hotwords = {} if args.no_vocabulary else _vocabulary_hotwords(es, settings)
         summary = _run_batch(args, settings, args.out or settings.transcripts_dir, hotwords)
         for failure in summary.failures:
             print(f"error: {failure}", file=sys.stderr)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,11 +73,11 @@ def worker_shape(
 class _Recognizer:
     """One model, loaded once per worker process; Ray creates it with ``ray.remote``."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, hotwords: Mapping[str, str]) -> None:
         self.error: str | None = None
         self.transcriber: Transcriber | None = None
         try:
-            self.transcriber = Transcriber.from_settings(settings)
+            self.transcriber = Transcriber.from_settings(settings, hotwords)
         except AsrModelError as exc:
             self.error = str(exc)  # said by ready(): the driver ends the run, not N failures
 
@@ -108,8 +108,11 @@ class RayRunner:
         *,
         workers: int | None = None,
         gpu_share: float | None = None,
+        hotwords: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
+        # The vocabulary's terms by language, offered to the model as in one process.
+        self.hotwords = dict(hotwords or {})
         self.address = address or None
         self.requested_workers = workers
         self.gpu_share = gpu_share
@@ -146,7 +149,9 @@ class RayRunner:
         worker_settings = self.settings.model_copy(
             update={"asr_device": shape.device, "asr_threads": int(shape.cpus)}
         )
-        self._actors = [recognizer.remote(worker_settings) for _ in range(shape.count)]
+        self._actors = [
+            recognizer.remote(worker_settings, self.hotwords) for _ in range(shape.count)
+        ]
         self.shape = shape
         errors = [e for e in ray.get([a.ready.remote() for a in self._actors]) if e]
         if errors:

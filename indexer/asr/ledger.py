@@ -53,6 +53,9 @@ class Ledger:
         return output if output.is_file() else None
 
     def record(self, key: str, output: Path) -> None:
+        # One key per transcript file: an entry of another key (other settings, an earlier
+        # vocabulary) naming this file is stale now that the file holds this key's transcript.
+        self._entries = {k: name for k, name in self._entries.items() if name != output.name}
         self._entries[key] = output.name
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.tmp")

@@ -227,7 +227,7 @@ class Transcriber:
             )
         else:
             segments = self.engine.recognize_words(
-                samples, chunks, language, self.hotwords.get(language, self.hotwords.get("any"))
+                samples, chunks, language, hotwords_for(self.hotwords, language)
             )
         words: list[Word] = []
         for segment in segments:
@@ -416,6 +416,28 @@ def settings_fingerprint(settings: Settings) -> dict[str, Any]:
     return settings.model_dump(mode="json", include=shaping - {"asr_batch_size", "asr_threads"})
 
 
+def hotwords_for(hotwords: Mapping[str, str], language: str) -> str | None:
+    """The vocabulary's terms offered to the model for a call in ``language``: the prompt made
+    for that language (it holds the terms for any language too), else the one for any."""
+    return hotwords.get(language, hotwords.get("any"))
+
+
+def ledger_inputs(
+    meta: ResolvedMetadata, fingerprint: dict[str, Any], hotwords: Mapping[str, str]
+) -> dict[str, Any]:
+    """All but the audio that shapes a recording's transcript, for its ledger key: the
+    metadata, the shaping settings, and the terms the model may be offered for it — its
+    language's, or every language's when the language is detected from the audio. Without
+    terms the inputs are what they were before hotwords, so older ledgers stay valid."""
+    inputs: dict[str, Any] = {"meta": asdict(meta), "asr": fingerprint}
+    offered = (
+        hotwords_for(hotwords, meta.language) if meta.language else dict(sorted(hotwords.items()))
+    )
+    if offered:
+        inputs["hotwords"] = offered
+    return inputs
+
+
 def expand_audio_paths(paths: Iterable[Path], summary: BatchSummary) -> list[Path]:
     """Files named directly, and audio files found under directories (``indexer.files``)."""
     found = expand_paths(paths, AUDIO_SUFFIXES)
@@ -487,6 +509,7 @@ def run_batch(
     force: bool = False,
     progress: bool = True,
     runner: JobRunner | None = None,
+    hotwords: Mapping[str, str] | None = None,
 ) -> BatchSummary:
     """Transcribe every recording into ``out_dir/<call_id>.json``; failures do not stop it.
 
@@ -495,6 +518,8 @@ def run_batch(
     from a model loaded on first use) ends the batch: it is raised, not counted per file.
     ``runner`` replaces the in-process transcription (``make_transcriber`` is then unused);
     whatever runs the jobs, transcripts and the ledger are written here, once per recording.
+    ``hotwords`` are the terms (by language) the transcriber or the runner offers the model:
+    they are part of each ledger key, so a vocabulary change redoes what it may change.
     """
     started = time.monotonic()
     summary = BatchSummary()
@@ -523,7 +548,8 @@ def run_batch(
                         f"{meta.call_id!r} is also the call id of {claimed[meta.call_id]}",
                     )  # fmt: skip
                 claimed[meta.call_id] = item.path
-                key = job_key(file_digest(item.path), {"meta": asdict(meta), "asr": fingerprint})
+                inputs = ledger_inputs(meta, fingerprint, hotwords or {})
+                key = job_key(file_digest(item.path), inputs)
                 done = None if force else ledger.done(key)
                 if done is None:
                     output = out_dir / f"{meta.call_id}.json"

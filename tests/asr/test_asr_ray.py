@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from copy import copy as shallow_copy
 from pathlib import Path
 from typing import Any
 
@@ -78,15 +79,26 @@ def _words(call: Any) -> list[tuple[str, str, float, float]]:
     return [(u.role.value, w.text, w.start, w.end) for u in call.utterances for w in u.words]
 
 
+# numbers_en.wav says "departing Caracas", which the model writes so (docs/asr.md); offered
+# this spelling as a vocabulary term, it writes the term.
+HOTWORDS = {"en": "Karakas"}
+
+
+def _text(call: Any) -> str:
+    return " ".join(u.text for u in call.utterances)
+
+
 def test_ray_gives_the_same_transcripts_as_one_process(
     ray_cluster: Cluster, transcriber: Transcriber, real_audio: Path, tmp_path: Path
 ) -> None:
     settings = Settings()
-    here = run_batch([real_audio], tmp_path / "here", settings, lambda: transcriber,
-                     progress=False)  # fmt: skip
-    with RayRunner(settings) as runner:
+    offering = shallow_copy(transcriber)
+    offering.hotwords = dict(HOTWORDS)
+    here = run_batch([real_audio], tmp_path / "here", settings, lambda: offering,
+                     progress=False, hotwords=HOTWORDS)  # fmt: skip
+    with RayRunner(settings, hotwords=HOTWORDS) as runner:
         there = run_batch([real_audio], tmp_path / "ray", settings, _no_local_model,
-                          progress=False, runner=runner)  # fmt: skip
+                          progress=False, runner=runner, hotwords=HOTWORDS)  # fmt: skip
         assert runner.shape is not None
         assert runner.shape.count == 2, "one worker per CPU of the two nodes"
 
@@ -98,6 +110,15 @@ def test_ray_gives_the_same_transcripts_as_one_process(
         assert _words(theirs.call) == _words(mine.call), theirs.call.call_id
         assert theirs.call.model_dump() == mine.call.model_dump()
         assert read_call_file(Path(theirs.source)) == theirs.call
+    numbers = next(c.call for c in there.calls if c.call.call_id == "numbers_en")
+    assert "departing Karakas" in _text(numbers), "the Ray workers offer the terms"
+
+    # Without the term the recording is done again (its ledger key holds the terms offered),
+    # and reads as the model hears it.
+    plain = run_batch([real_audio / "numbers_en.wav"], tmp_path / "ray", settings,
+                      lambda: transcriber, progress=False)  # fmt: skip
+    assert (plain.transcribed, plain.skipped) == (1, 0)
+    assert "departing Caracas" in _text(plain.calls[0].call)
 
 
 def _no_local_model() -> Transcriber:
