@@ -66,8 +66,12 @@ def ensure_index(es: Elasticsearch, index: str, definition_name: str) -> None:
             # fine.
             if exc.meta.status != 400 or "resource_already_exists" not in str(exc.body):
                 raise
-    # An index another writer created a moment ago exists before its shard can serve.
-    es.cluster.health(index=index, wait_for_status="yellow", timeout="30s")
+    # An index another writer created a moment ago exists before its shard can serve. Its
+    # health is already "yellow" then (a new index's unassigned primary does not count as
+    # red): wait for the primary itself.
+    es.cluster.health(
+        index=index, wait_for_status="yellow", wait_for_active_shards="1", timeout="30s"
+    )
 
 
 def schema_version() -> int:

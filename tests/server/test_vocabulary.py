@@ -9,13 +9,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from builders import make_call, tracker_write, wait_for_job
 from elasticsearch import Elasticsearch
 from fastapi.testclient import TestClient
 from retagging import (
+    WORDS,
+    all_jobs_finished,
     corpus,
     expected_tags,
     small_batches,
@@ -268,6 +272,64 @@ def test_interleaved_vocabulary_and_tracker_writes_end_with_the_tags_of_the_last
         ("b", ["discount"]),
     ]
     expected = expected_tags(final_trackers, calls, _group("deal", "hello"))
+    assert stored_tags(es, settings) == expected
+
+
+def _spellings_of(terms: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """Brute force of what a one-word phrase stands for under these (one-word) terms: every
+    spelling of every term that has it among its spellings."""
+    found: dict[str, set[str]] = {}
+    for term in terms:
+        words = {term["canonical"].lower(), *(s.lower() for s in term["spellings"])}
+        for word in words:
+            found.setdefault(word, set()).update(words)
+    return found
+
+
+def test_concurrent_vocabulary_and_tracker_writes_end_consistent(
+    es: Elasticsearch, settings: Settings, index_calls: Callable[..., None]
+) -> None:
+    calls = corpus(96)
+    index_calls(*calls)
+
+    def vocabulary_writer(number: int) -> list[int]:
+        term_id = f"t{number % 2}"  # two writers per term: their writes race
+        statuses = []
+        for step in range(4):
+            canonical = WORDS[(number + step) % len(WORDS)]
+            spellings = [WORDS[(number + 2 * step + 1) % len(WORDS)]]
+            body = {"canonical": canonical, "spellings": spellings}
+            statuses.append(api.post("/v1/vocabulary", json={**body, "id": term_id}).status_code)
+            statuses.append(api.put(f"/v1/vocabulary/{term_id}", json=body).status_code)
+            if step % 2:
+                statuses.append(api.delete(f"/v1/vocabulary/{term_id}").status_code)
+        return statuses
+
+    def tracker_writer(number: int) -> list[int]:
+        statuses = []
+        for step in range(3):
+            phrases = [WORDS[(number + step) % len(WORDS)]]
+            body = {"name": "T", "phrases": phrases}
+            statuses.append(api.put(f"/v1/trackers/{'ab'[number]}", json=body).status_code)
+        return statuses
+
+    with TestClient(create_app(small_batches(settings))) as api:
+        for tracker in TRACKERS:
+            tracker_write(api, "POST", "/v1/trackers", tracker)
+        with ThreadPoolExecutor(6) as pool:
+            writes = [pool.submit(vocabulary_writer, n) for n in range(4)]
+            writes += [pool.submit(tracker_writer, n) for n in range(2)]
+            statuses = [status for write in writes for status in write.result()]
+        # Only the answers a race allows: taken (409), gone (404), or accepted.
+        assert set(statuses) <= {202, 404, 409}
+        assert statuses.count(202) > len(statuses) // 2
+        deadline = time.monotonic() + 180
+        while not all_jobs_finished(es, settings):
+            assert time.monotonic() < deadline, "jobs still unfinished"
+            time.sleep(0.2)
+        final_trackers = api.get("/v1/trackers").json()["trackers"]
+        final_terms = api.get("/v1/vocabulary").json()["terms"]
+    expected = expected_tags(final_trackers, calls, _spellings_of(final_terms))
     assert stored_tags(es, settings) == expected
 
 
