@@ -78,8 +78,14 @@ class Job(BaseModel):
         "the number of the vocabulary write (writes are numbered in the order stored)."
     )
     state: JobState
-    calls_examined: int = Field(default=0, description="Candidate calls decided so far.")
-    calls_retagged: int = Field(default=0, description="Calls whose tags changed so far.")
+    calls_examined: int = Field(
+        default=0,
+        description="Candidate calls decided so far (a vocabulary change: added up over the "
+        "trackers, a call once per tracker it is a candidate for).",
+    )
+    calls_retagged: int = Field(
+        default=0, description="Calls whose tags changed so far (the same way)."
+    )
     errors: list[str] = Field(default_factory=list)
     created_at: datetime
     updated_at: datetime
