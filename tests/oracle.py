@@ -160,7 +160,10 @@ def transcript_st(draw: st.DrawFn) -> list[GenUtterance]:
     for _ in range(draw(st.integers(1, 4))):
         utterance = draw(utterance_st(clock))
         utterances.append(utterance)
-        clock = max([clock, *(w.end for w in utterance.words)]) + draw(st.sampled_from([0, 1]))
+        # Sometimes a pause of 9.5 s, so that utterances reach past the ten-second tokens.
+        clock = max([clock, *(w.end for w in utterance.words)]) + draw(
+            st.sampled_from([0, 1, 0, 1, 9.5])
+        )
     if draw(st.booleans()):
         random.Random(draw(st.integers(0, 2**16))).shuffle(utterances)
     return utterances
@@ -366,7 +369,11 @@ role_st: st.SearchStrategy[Any] = st.sampled_from(
 window_st: st.SearchStrategy[Any] = st.one_of(
     st.none(),
     st.none(),
-    st.tuples(st.sampled_from(["first", "last"]), st.integers(1, 12)),
+    st.tuples(
+        st.sampled_from(["first", "last"]),
+        # Below ten (second tokens only), whole tens (ten-second tokens only) and both.
+        st.one_of(st.integers(1, 12), st.sampled_from([10, 20, 21, 29, 30, 31])),
+    ),
 )
 leaf_st = st.builds(
     Leaf,

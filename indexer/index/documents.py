@@ -64,6 +64,8 @@ def utterance_document(index: int, utterance: Utterance, duration_s: float) -> d
         "lemma_alt": " ".join(layout.lemma_alt),
         "start_s": " ".join(layout.start_s),
         "to_end_s": " ".join(layout.to_end_s),
+        "start_tens": " ".join(layout.start_tens),
+        "to_end_tens": " ".join(layout.to_end_tens),
         "number": " ".join(layout.number),
         "translit": " ".join(layout.translit),
         "words": words,

@@ -13,8 +13,10 @@ runs over the aligned position fields of ``mappings/calls.json``:
   width, so the interval covers exactly the words said;
 * a prefix: Lucene's prefix intervals (at most ``max_clause_count`` expansions);
 * ``a NEAR/n b``: both sides unordered, at most ``n`` positions between them;
-* ``WITHIN first|last Ns``: only intervals *containing* a position whose second token lies in
-  range (``start_s`` from the call's start, ``to_end_s`` before its end).
+* ``WITHIN first|last Ns``: only intervals *containing* a position whose second lies in range
+  (``start_s`` from the call's start, ``to_end_s`` before its end): the ten-second tokens the
+  window covers whole (``start_tens``, ``to_end_tens``) or one of the second tokens past them
+  (``indexer.search.layout.window_ranges``).
 
 ``AND``/``OR``/``NOT`` are ``bool`` queries at the call level, so a negation holds for the whole
 call. Only matches that count positively carry ``inner_hits``: the utterances the API reads hits
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from indexer.search.layout import MAX_NUMBER_WIDTH, NUMBER_CONTINUES, number_token, second_token
+from indexer.search.layout import MAX_NUMBER_WIDTH, NUMBER_CONTINUES, number_token, window_ranges
 from indexer.search.morphology import lemmas
 from indexer.search.numbers import is_number_term, max_spoken_width
 from indexer.search.query import And, Match, Mode, Near, Node, Not, Pattern, RoleFilter, Window
@@ -37,7 +39,11 @@ TERMS_FIELD = "utterances.terms"
 LEMMA_FIELDS = ("utterances.lemma", "utterances.lemma_alt")
 NUMBER_FIELD = "utterances.number"
 TRANSLIT_FIELD = "utterances.translit"
-WINDOW_FIELDS = {"first": "utterances.start_s", "last": "utterances.to_end_s"}
+# Per edge: the field of second tokens, and the field of ten-second tokens.
+WINDOW_FIELDS = {
+    "first": ("utterances.start_s", "utterances.start_tens"),
+    "last": ("utterances.to_end_s", "utterances.to_end_tens"),
+}
 
 
 def _exact(terms: tuple[str, ...]) -> dict[str, Any]:
@@ -119,15 +125,14 @@ def pattern_rule(pattern: Pattern, mode: Mode) -> dict[str, Any]:
 
 
 def _window_filter(window: Window) -> dict[str, Any]:
-    return {
-        "containing": {
-            "range": {
-                "gte": second_token(0),
-                "lte": second_token(window.seconds - 1),
-                "use_field": WINDOW_FIELDS[window.edge],
-            }
-        }
-    }
+    seconds_field, tens_field = WINDOW_FIELDS[window.edge]
+    tens, seconds = window_ranges(window.seconds)
+    ranges = [
+        {"range": {"gte": bounds[0], "lte": bounds[1], "use_field": field}}
+        for bounds, field in ((tens, tens_field), (seconds, seconds_field))
+        if bounds is not None
+    ]
+    return {"containing": ranges[0] if len(ranges) == 1 else {"any_of": {"intervals": ranges}}}
 
 
 def match_rule(match: Match) -> dict[str, Any]:

@@ -2,12 +2,13 @@
 and the hits of a search, so the three can never disagree.
 
 Each utterance's words become *positions*: one per search term (``indexer.search.text``), and at
-every position the same place holds a token in seven fields — the term, its two most likely
+every position the same place holds a token in nine fields — the term, its two most likely
 lemmas (``indexer.search.morphology``), the whole second it starts at, the whole seconds from
-its end to the end of the call, the number a run of words says (``indexer.search.numbers``: its
-value and width at the run's first position, ``+`` on the rest of the run, ``-`` elsewhere) and
-the term's Latin/Cyrillic sound key (``indexer.search.transliteration``). So "15000 рублей"
-matches "пятнадцать тысяч рублей" position by position.
+its end to the end of the call, those two by tens of seconds (for ``WITHIN`` windows), the
+number a run of words says (``indexer.search.numbers``: its value and width at the run's first
+position, ``+`` on the rest of the run, ``-`` elsewhere) and the term's Latin/Cyrillic sound key
+(``indexer.search.transliteration``). So "15000 рублей" matches "пятнадцать тысяч рублей"
+position by position.
 """
 
 from __future__ import annotations
@@ -46,6 +47,36 @@ def second_token(seconds: float) -> str:
     return _SECOND_TOKENS[whole] if whole < len(_SECOND_TOKENS) else f"{whole:05d}"
 
 
+# A window "first N s" is every position whose whole second is below N. As a range of second
+# tokens it is N terms, and every call has positions in its first seconds, so Lucene walks N
+# dense postings lists for every candidate utterance (126 ms a search for 30 s at 100k calls).
+# Each position therefore also carries its ten-second token — the second token without its last
+# digit, so its order is time order too — and a window is the ten-second tokens it covers whole
+# plus at most nine second tokens at its edge: 3 terms for 30 s.
+TENS_S = 10
+
+
+def tens_token(second: str) -> str:
+    """The ten-second token of a second token: ``00047`` lies in ``0004``."""
+    return second[:-1]
+
+
+def window_ranges(seconds: int) -> tuple[tuple[str, str] | None, tuple[str, str] | None]:
+    """Whole seconds ``0 .. seconds - 1`` as an inclusive range of ten-second tokens (the tens
+    the window covers whole; None when it covers none) and one of second tokens (the rest; None
+    when the window ends on a ten)."""
+    whole_tens = seconds // TENS_S
+    tens = (
+        (tens_token(second_token(0)), tens_token(second_token(whole_tens * TENS_S - 1)))
+        if whole_tens
+        else None
+    )
+    rest = (
+        (second_token(whole_tens * TENS_S), second_token(seconds - 1)) if seconds % TENS_S else None
+    )
+    return tens, rest
+
+
 class TermLayout:
     """An utterance's search positions: term ``i`` of every list belongs to position ``i``.
 
@@ -62,8 +93,10 @@ class TermLayout:
         "_number",
         "_number_width",
         "_start_s",
+        "_start_tens",
         "_starts",
         "_to_end_s",
+        "_to_end_tens",
         "_translit",
         "terms",
     )
@@ -83,6 +116,8 @@ class TermLayout:
         self._lemma_alt: list[str] | None = None
         self._start_s: list[str] | None = None
         self._to_end_s: list[str] | None = None
+        self._start_tens: list[str] | None = None
+        self._to_end_tens: list[str] | None = None
         self._number: list[str] | None = None
         self._number_width: dict[int, tuple[str, int]] | None = None
         self._translit: list[str] | None = None
@@ -154,6 +189,18 @@ class TermLayout:
                 second_token(self._duration_s - self._ends[term.last_word]) for term in self.terms
             ]
         return self._to_end_s
+
+    @property
+    def start_tens(self) -> list[str]:
+        if self._start_tens is None:
+            self._start_tens = [tens_token(second) for second in self.start_s]
+        return self._start_tens
+
+    @property
+    def to_end_tens(self) -> list[str]:
+        if self._to_end_tens is None:
+            self._to_end_tens = [tens_token(second) for second in self.to_end_s]
+        return self._to_end_tens
 
 
 def term_layout(

@@ -150,6 +150,27 @@ def test_window_boundary_is_the_first_words_start(api: TestClient, index_calls: 
     assert ids(api, "дорого WITHIN first 31s") == {"edge"}
 
 
+def test_windows_on_and_off_ten_second_marks(api: TestClient, index_calls: Load) -> None:
+    # A window is ten-second tokens for its whole tens and second tokens for the rest
+    # (indexer.search.layout.window_ranges): each edge case below falls on one side of a ten.
+    # "цена" at word 79: starts at 39.5 s; "дорого" at word 80 starts at 40.0 s.
+    index_calls(
+        make_call("forty", [("client", " ".join(["а"] * 79 + ["цена", "дорого"]))]),
+        # "нет" ends at 0.4 s, 21.5 s before the end of the call (21.9 s).
+        make_call("tail", [("client", "нет"), ("manager", " ".join(["б"] * 40))]),
+    )
+
+    assert ids(api, "цена WITHIN first 40s") == {"forty"}
+    assert ids(api, "цена WITHIN first 39s") == set()
+    assert ids(api, "цена WITHIN first 30s") == set()
+    assert ids(api, "дорого WITHIN first 40s") == set()
+    assert ids(api, "дорого WITHIN first 41s") == {"forty"}
+    assert ids(api, "нет WITHIN last 20s") == set()
+    assert ids(api, "нет WITHIN last 21s") == set()
+    assert ids(api, "нет WITHIN last 22s") == {"tail"}
+    assert ids(api, "нет WITHIN last 30s") == {"tail"}
+
+
 def test_forms_mode_finds_other_word_forms(api: TestClient, index_calls: Load) -> None:
     index_calls(
         make_call("prices-ru", [("client", "Цены у вас высокие, ценой не устраивает.")]),

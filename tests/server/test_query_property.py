@@ -62,11 +62,14 @@ near_st = st.builds(
     st.integers(0, 3),
     pattern_st,
 )
+# Windows below ten seconds (second tokens only), of whole tens (ten-second tokens only) and
+# past a ten (both).
+WINDOWS = ["first 2", "first 4", "last 3", "first 10", "first 12", "last 11"]
 match_st = st.builds(
     lambda role, what, window: f"{role}{what}{window}",
     st.sampled_from(["", "client:", "manager:"]),
     st.one_of(pattern_st, near_st),
-    st.sampled_from(["", "", " WITHIN first 2s", " WITHIN first 4s", " WITHIN last 3s"]),
+    st.sampled_from(["", "", *(f" WITHIN {window}s" for window in WINDOWS)]),
 )
 query_st = st.recursive(
     match_st,

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from indexer.errors import QueryError
-from indexer.search.layout import term_layout
+from indexer.search.layout import second_token, tens_token, term_layout, window_ranges
 from indexer.search.query import parse_query
 from indexer.search.request import (
     MetricSort,
@@ -171,4 +171,23 @@ def test_the_layout_is_the_same_from_words_and_from_stored_words() -> None:
     assert [t.text for t in from_words.terms] == [t.text for t in from_stored.terms]
     assert from_words.start_s == from_stored.start_s == ["00001", "00061"]
     assert from_words.to_end_s == from_stored.to_end_s == ["00088", "00027"]
+    assert from_words.start_tens == from_stored.start_tens == ["0000", "0006"]
+    assert from_words.to_end_tens == from_stored.to_end_tens == ["0008", "0002"]
     assert from_words.lemma == from_stored.lemma
+
+
+@pytest.mark.parametrize("seconds", [1, 9, 10, 11, 29, 30, 31, 59, 60, 61, 3599, 3600])
+def test_a_window_is_whole_tens_and_at_most_nine_seconds(seconds: int) -> None:
+    tens, rest = window_ranges(seconds)
+    # The whole seconds whose tokens fall in the ranges, as Elasticsearch compares them.
+    covered = set()
+    if tens is not None:
+        covered |= {
+            s for s in range(seconds + 10) if tens[0] <= tens_token(second_token(s)) <= tens[1]
+        }
+    if rest is not None:
+        covered |= {s for s in range(seconds + 10) if rest[0] <= second_token(s) <= rest[1]}
+
+    assert covered == set(range(seconds))
+    assert rest is None or int(rest[1]) - int(rest[0]) + 1 <= 9
+    assert tens is None or int(tens[1]) - int(tens[0]) + 1 == seconds // 10
