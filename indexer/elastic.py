@@ -8,11 +8,13 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import elastic_transport
+import orjson
 from elasticsearch import ApiError, Elasticsearch
+from elasticsearch.serializer import JsonSerializer
 
 from indexer.errors import SearchBackendError, SearchTimeoutError
 from indexer.settings import Settings
@@ -34,6 +36,22 @@ def es_hosts(es_url: str) -> list[str]:
     return hosts
 
 
+class OrjsonAnswers(JsonSerializer):
+    """Requests written as the client always writes them; answers parsed with orjson.
+
+    A search page's answer is 50–300 KB of JSON (every shown utterance with its words), and
+    parsing it was the largest single cost of the API's own time; orjson reads it about three
+    times faster than the standard library. What orjson refuses and the standard library reads
+    (an escaped lone surrogate) goes to the standard library, so no answer that parsed before
+    fails now."""
+
+    def json_loads(self, data: bytes) -> Any:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return super().json_loads(data)
+
+
 def connect(settings: Settings) -> Elasticsearch:
     # No sniffing: the nodes named are the ones reachable from here (a cluster's own addresses
     # may not be); a node that fails a request is set aside and the request goes to the next.
@@ -42,6 +60,8 @@ def connect(settings: Settings) -> Elasticsearch:
         request_timeout=settings.es_request_timeout_s,
         max_retries=settings.es_max_retries,
         retry_on_timeout=True,
+        # Also used for the compatibility mimetype Elasticsearch 9 answers with.
+        serializer=OrjsonAnswers(),
     )
 
 
