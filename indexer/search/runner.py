@@ -60,10 +60,18 @@ CALL_FIELDS = [
 ]
 
 
-HIT_FIELDS = ["utterances.index", "utterances.role", "utterances.speaker", "utterances.text"]
-
-
-HIT_FIELDS += ["utterances.words"]
+# What ``_hits`` reads of a matched utterance. A word's ASR score is a sixth of its stored JSON
+# and no hit shows it: left out, Elasticsearch writes and the API parses that much less.
+HIT_SOURCE = {
+    "includes": [
+        "utterances.index",
+        "utterances.role",
+        "utterances.speaker",
+        "utterances.text",
+        "utterances.words",
+    ],
+    "excludes": ["utterances.words.score"],
+}
 
 
 def build_query(
@@ -74,7 +82,7 @@ def build_query(
     named: dict[str, Match] = {}
     if request.tree is not None:
         compiled = CompiledQuery(
-            request.tree, inner_hits={"size": max_hits_per_call, "_source": HIT_FIELDS}
+            request.tree, inner_hits={"size": max_hits_per_call, "_source": HIT_SOURCE}
         )
         query["bool"]["must"] = [compiled.query]
         named = compiled.named
