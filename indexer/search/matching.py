@@ -57,10 +57,24 @@ def _term_ends(
     return ends
 
 
+def _possible_starts(pattern: Pattern, layout: TermLayout, mode: Mode) -> Sequence[int]:
+    """Positions a match of the pattern may start at: in exact mode a word that is no number
+    starts one only where it is said (the API rebuilds hits for every shown utterance, and this
+    skips testing each of its positions); otherwise every position."""
+    first = pattern.terms[0]
+    if (
+        mode is Mode.EXACT
+        and not (pattern.prefix and pattern.width == 1)
+        and not is_number_term(first)
+    ):
+        return [position for position, term in enumerate(layout.terms) if term.text == first]
+    return range(len(layout.terms))
+
+
 def pattern_spans(pattern: Pattern, layout: TermLayout, mode: Mode) -> list[tuple[int, int]]:
     size = len(layout.terms)
     spans: list[tuple[int, int]] = []
-    for start in range(size):
+    for start in _possible_starts(pattern, layout, mode):
         # The first term rules out almost every position: test it alone before the rest.
         ends = _term_ends(pattern, 0, layout, start, mode)
         for k in range(1, pattern.width):
