@@ -60,18 +60,10 @@ CALL_FIELDS = [
 ]
 
 
-# What ``_hits`` reads of a matched utterance. A word's ASR score is a sixth of its stored JSON
-# and no hit shows it: left out, Elasticsearch writes and the API parses that much less.
-HIT_SOURCE = {
-    "includes": [
-        "utterances.index",
-        "utterances.role",
-        "utterances.speaker",
-        "utterances.text",
-        "utterances.words",
-    ],
-    "excludes": ["utterances.words.score"],
-}
+HIT_FIELDS = ["utterances.index", "utterances.role", "utterances.speaker", "utterances.text"]
+
+
+HIT_FIELDS += ["utterances.words"]
 
 
 def build_query(
@@ -82,7 +74,7 @@ def build_query(
     named: dict[str, Match] = {}
     if request.tree is not None:
         compiled = CompiledQuery(
-            request.tree, inner_hits={"size": max_hits_per_call, "_source": HIT_SOURCE}
+            request.tree, inner_hits={"size": max_hits_per_call, "_source": HIT_FIELDS}
         )
         query["bool"]["must"] = [compiled.query]
         named = compiled.named
