@@ -489,3 +489,77 @@ def run_load(
         "load_average_before": before,
         "load_average_after": load_average(),
     }
+
+
+# --- WITHIN windows: the filter as sent, as one term per second, and without it --------------
+
+
+def _window_variant(node: Any, replace_filter: Callable[[dict[str, Any]], Any]) -> Any:
+    """``node`` with every intervals window (an ``any_of`` of one rule with a ``containing``
+    filter, as indexer.search.compiler writes it) passed through ``replace_filter``."""
+    if isinstance(node, list):
+        return [_window_variant(item, replace_filter) for item in node]
+    if not isinstance(node, dict):
+        return node
+    any_of = node.get("any_of")
+    if isinstance(any_of, dict) and "containing" in any_of.get("filter", {}):
+        return replace_filter(any_of)
+    return {key: _window_variant(value, replace_filter) for key, value in node.items()}
+
+
+def _per_second(any_of: dict[str, Any]) -> dict[str, Any]:
+    """The window as it was before schema v4: one range over every second token it covers."""
+    containing = any_of["filter"]["containing"]
+    ranges = [rule["range"] for rule in containing.get("any_of", {}).get("intervals", [containing])]
+    seconds = [r for r in ranges if r["use_field"].endswith("_s")]
+    tens = [r for r in ranges if r["use_field"].endswith("_tens")]
+    # The last second covered: the end of the second-token range, else the last second of the
+    # last ten.
+    last = seconds[0]["lte"] if seconds else tens[0]["lte"] + "9"
+    field = seconds[0]["use_field"] if seconds else tens[0]["use_field"].replace("_tens", "_s")
+    rule = {"range": {"gte": "0" * len(last), "lte": last, "use_field": field}}
+    return {"any_of": {"intervals": any_of["intervals"], "filter": {"containing": rule}}}
+
+
+def window_variants(
+    settings: Settings, prepared: list[Prepared], rounds: int
+) -> list[dict[str, Any]]:
+    """For each windowed query of the mix: Elasticsearch's ``took`` for the API's own request,
+    for the same request with the window as one term per second (the index keeps the second
+    tokens), and without the window, sent in turn ``rounds`` times (so a busy machine slows all
+    three alike), with the request cache off."""
+    host, port = _es_address(settings.es_url)
+    rows = []
+    for item in prepared:
+        if "WITHIN" not in item.query.params.get("q", ""):
+            continue
+        request = item.es_requests[-1]
+        assert request.body is not None
+        body = json.loads(request.body)
+        bodies = {
+            "as sent": body,
+            "one term per second": _window_variant(body, _per_second),
+            "no window": _window_variant(body, lambda any_of: any_of["intervals"][0]),
+        }
+        target = request.target + ("&" if "?" in request.target else "?") + "request_cache=false"
+        took: dict[str, list[float]] = {name: [] for name in bodies}
+        totals: dict[str, int] = {}
+        connection = http.client.HTTPConnection(host, port, timeout=60)
+        for _ in range(rounds):
+            for name, variant in bodies.items():
+                connection.request(
+                    request.method, target, body=json.dumps(variant), headers=request.headers
+                )
+                answer = json.loads(connection.getresponse().read())
+                took[name].append(answer["took"] / 1000)
+                totals[name] = answer["hits"]["total"]["value"]
+        connection.close()
+        rows.append(
+            {
+                "name": item.query.name,
+                "variants": {
+                    name: {**latency_summary(took[name]), "total": totals[name]} for name in bodies
+                },
+            }
+        )
+    return rows

@@ -137,6 +137,21 @@ def test_ingest_then_search_finds_exactly_the_planted_calls(
     assert figures["errors"] == 0
     assert figures["requests"] > 0
 
+    windows = run(
+        "bench-search",
+        "--alias", alias,
+        "--corpus", corpus,
+        "--es-url", settings.es_url,
+        "--window-variants", "2",
+        "--json", tmp_path / "windows.json",
+    )  # fmt: skip
+    assert windows.returncode == 0, windows.stdout + windows.stderr
+    (row,) = json.loads((tmp_path / "windows.json").read_text(encoding="utf-8"))["window_variants"]
+    variants = row["variants"]
+    # The window by ten-second tokens and by one term per second finds the same calls.
+    assert variants["as sent"]["total"] == variants["one term per second"]["total"] > 0
+    assert variants["no window"]["total"] >= variants["as sent"]["total"]
+
 
 def test_bench_store_measures_both_stores(tmp_path: Path) -> None:
     out = tmp_path / "store.json"
