@@ -41,11 +41,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import orjson
 from elasticsearch import Elasticsearch, helpers
 from pydantic import ValidationError
 
 from indexer.elastic import Backoff
 from indexer.errors import AudioError, ReindexError, TranscriptError
+from indexer.index.building import Built
 from indexer.index.definitions import (
     current_index,
     index_redaction,
@@ -311,7 +313,7 @@ def _build(
     sender = BulkSender(
         es.options(request_timeout=settings.bulk_request_timeout_s), settings, backoff, summary
     )
-    batch: list[tuple[SourcedCall, dict[str, Any]]] = []
+    batch: list[Built] = []
     for item in calls:
         call_id = item.call.call_id
         if call_id in deleted:
@@ -329,7 +331,7 @@ def _build(
         elif store is not None and call != item.call:
             store.put(call)
         build.built.add(call_id)
-        batch.append((SourcedCall(item.source, call), document))
+        batch.append(Built(item.source, call_id, orjson.dumps(document)))
         if len(batch) == settings.bulk_chunk_size:
             sender.send(batch, target)
             batch = []
