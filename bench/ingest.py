@@ -126,11 +126,12 @@ def es_cost(
     if batch:
         bodies.append(b"\n".join(batch) + b"\n")
     calls = sample - summary.failed
+    bulk = es.options(request_timeout=Settings().bulk_request_timeout_s)  # as the loader's
     try:
         with Stopwatch({"es": es_pid(es_url)}) as watch:
             for body in bodies:
                 # A prebuilt NDJSON body goes out as is (the client passes bytes through).
-                answer = es.bulk(index=index, operations=body)  # type: ignore[arg-type]
+                answer = bulk.bulk(index=index, operations=body)  # type: ignore[arg-type]
                 if answer["errors"]:
                     raise RuntimeError(f"bulk errors: {str(answer.body)[:500]}")
             es.indices.refresh(index=index)
