@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Generic, Self, TypeVar
 
 import orjson
 
@@ -54,8 +55,24 @@ class Built:
     original: bytes | None = None  # the unredacted call, when a policy keeps originals apart
 
 
+StateT = TypeVar("StateT")
+ItemT = TypeVar("ItemT")
+OutcomeT = TypeVar("OutcomeT")
+
 # What building a call gives: the call, or a failure message that names it.
 Outcome = Built | str
+
+
+def batches(items: Iterable[ItemT], size: int) -> Iterator[list[ItemT]]:
+    """The items in lists of ``size`` (the last one shorter), as they come."""
+    batch: list[ItemT] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def parse_raw(raw: RawTranscript) -> Call:
@@ -131,23 +148,29 @@ def can_build_in_workers(builder: Builder) -> bool:
     return True
 
 
-_worker_builder: Builder | None = None  # in a worker process: set once when it starts
+# In a worker process: what it builds with, set once when it starts (see BuildPool).
+_worker_work: tuple[Callable[[Any, Any], Any], Any] | None = None
 
 
-def _start_worker(builder: Builder) -> None:
-    global _worker_builder
-    _worker_builder = builder
+def _start_worker(work: Callable[[Any, Any], Any], state: Any) -> None:
+    global _worker_work
+    _worker_work = (work, state)
 
 
-def _build_batch(raws: list[RawTranscript]) -> list[Outcome]:
-    assert _worker_builder is not None, "the worker was started without a builder"
-    return [_worker_builder.build_raw(raw) for raw in raws]
+def _build_batch(items: list[Any]) -> list[Any]:
+    assert _worker_work is not None, "the worker was started without its work"
+    work, state = _worker_work
+    return [work(state, item) for item in items]
 
 
-class BuildPool:
-    """Worker processes that build batches of raw transcripts, handed back in input order."""
+class BuildPool(Generic[StateT, ItemT, OutcomeT]):
+    """Worker processes that apply ``work(state, item)`` to batches of items, handed back in
+    input order. ``work`` is a module-level function (or a method, taken from its class) and
+    ``state`` picklable: both go to each worker once, when it starts."""
 
-    def __init__(self, builder: Builder, workers: int) -> None:
+    def __init__(
+        self, work: Callable[[StateT, ItemT], OutcomeT], state: StateT, workers: int
+    ) -> None:
         self.workers = workers
         # spawn: a worker starts from a clean interpreter, never a fork of a process that
         # holds Elasticsearch connections and threads.
@@ -155,21 +178,20 @@ class BuildPool:
             max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(builder,),
+            initargs=(work, state),
         )
 
-    def __enter__(self) -> BuildPool:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_: object) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def build(
-        self, batches: Iterable[list[RawTranscript]]
-    ) -> Iterator[tuple[list[RawTranscript], list[Outcome]]]:
+    def build(self, batches: Iterable[list[ItemT]]) -> Iterator[tuple[list[ItemT], list[OutcomeT]]]:
         """Each batch with what it built, in order; a batch per worker and one more are
-        built ahead while the caller handles the one before (bounded memory, no idle core)."""
-        ahead: deque[tuple[list[RawTranscript], Future[list[Outcome]]]] = deque()
+        built ahead while the caller handles the one before (bounded memory, no idle core).
+        An exception raised by ``work`` is raised here, at its batch."""
+        ahead: deque[tuple[list[ItemT], Future[list[OutcomeT]]]] = deque()
         for batch in batches:
             ahead.append((batch, self._pool.submit(_build_batch, batch)))
             if len(ahead) > self.workers:
@@ -178,3 +200,8 @@ class BuildPool:
         while ahead:
             done, future = ahead.popleft()
             yield done, future.result()
+
+
+def raw_pool(builder: Builder, workers: int) -> BuildPool[Builder, RawTranscript, Outcome]:
+    """The loader's pool: raw transcripts in, built calls (or failure messages) out."""
+    return BuildPool(Builder.build_raw, builder, workers)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import orjson
 from elasticsearch import ApiError, Elasticsearch
@@ -35,10 +35,13 @@ from indexer.index.building import (
     Builder,
     BuildPool,
     Built,
+    Outcome,
     RawTranscript,
     Tagger,
+    batches,
     can_build_in_workers,
     parse_raw,
+    raw_pool,
     worker_count,
 )
 from indexer.index.definitions import ensure_calls_index
@@ -48,8 +51,6 @@ from indexer.settings import Settings
 from indexer.transcript import SourcedCall
 
 __all__ = ["BulkSender", "LoadSummary", "Tagger", "load_calls", "load_paths", "load_transcripts"]
-
-T = TypeVar("T")
 
 
 class Progress(Protocol):
@@ -127,17 +128,6 @@ def read_calls(paths: Iterable[Path], summary: LoadSummary) -> Iterator[SourcedC
             yield SourcedCall(raw.source, parse_raw(raw))
         except TranscriptError as exc:
             summary.failures.append(str(exc))
-
-
-def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    batch: list[T] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _error_reason(error: Any) -> str:
@@ -281,7 +271,7 @@ def _build_here(
     """Batches built in this process, each after its tombstone check (so a deleted call is
     never bleeped). Yields the calls of each batch once it is sent."""
     alias = sender.settings.calls_alias
-    for items in _batches(calls, sender.settings.bulk_chunk_size):
+    for items in batches(calls, sender.settings.bulk_chunk_size):
         deleted = sender.deleted([item.call.call_id for item in items])
         built = []
         for item in items:
@@ -298,7 +288,10 @@ def _build_here(
 
 
 def _build_in_workers(
-    sender: BulkSender, batches: Iterable[list[RawTranscript]], pool: BuildPool, allow_deleted: bool
+    sender: BulkSender,
+    batches: Iterable[list[RawTranscript]],
+    pool: BuildPool[Builder, RawTranscript, Outcome],
+    allow_deleted: bool,
 ) -> Iterator[int]:
     """Batches built by the pool while the ones before are sent; sent in input order. A worker
     writes nothing, so checking tombstones after building loses nothing."""
@@ -400,14 +393,14 @@ def load_transcripts(
     build in this process instead; the outcome is the same."""
     builder = Builder(settings, tag)
     workers = worker_count(settings)
-    batches = _batches(raws, settings.bulk_chunk_size)
-    first = list(itertools.islice(batches, 2))
+    rest = batches(raws, settings.bulk_chunk_size)
+    first = list(itertools.islice(rest, 2))
     if workers <= 1 or len(first) < 2 or not can_build_in_workers(builder):
         parsed = LoadSummary()
         summary = load_calls(
             es,
             settings,
-            _parsed(itertools.chain(*first, itertools.chain.from_iterable(batches)), parsed),
+            _parsed(itertools.chain(*first, itertools.chain.from_iterable(rest)), parsed),
             refresh=refresh,
             progress=progress,
             tag=tag,
@@ -417,10 +410,8 @@ def load_transcripts(
         return summary
 
     def run(sender: BulkSender) -> Iterator[int]:
-        with BuildPool(builder, workers) as pool:
-            yield from _build_in_workers(
-                sender, itertools.chain(first, batches), pool, allow_deleted
-            )
+        with raw_pool(builder, workers) as pool:
+            yield from _build_in_workers(sender, itertools.chain(first, rest), pool, allow_deleted)
 
     return _load(es, settings, run, refresh=refresh, progress=progress)
 

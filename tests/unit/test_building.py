@@ -15,11 +15,11 @@ from builders import make_call
 from bench.corpus import BENCH_TRACKERS
 from indexer.index.building import (
     Builder,
-    BuildPool,
     Built,
     RawTranscript,
     Tagger,
     can_build_in_workers,
+    raw_pool,
 )
 from indexer.index.documents import call_document
 from indexer.settings import PROJECT_ROOT, Settings
@@ -62,7 +62,7 @@ def test_workers_build_the_same_bytes_and_failures_in_order(tmp_path: Path) -> N
     batches = [raws[i : i + 4] for i in range(0, len(raws), 4)]
 
     assert can_build_in_workers(builder)
-    with BuildPool(builder, workers=2) as pool:
+    with raw_pool(builder, workers=2) as pool:
         built = list(pool.build(batches))
 
     assert [batch for batch, _ in built] == batches
