@@ -266,15 +266,23 @@ class BulkSender:
 
 
 def _build_here(
-    sender: BulkSender, calls: Iterable[SourcedCall], builder: Builder, allow_deleted: bool
+    sender: BulkSender,
+    calls: Iterable[SourcedCall | str],
+    builder: Builder,
+    allow_deleted: bool,
 ) -> Iterator[int]:
     """Batches built in this process, each after its tombstone check (so a deleted call is
-    never bleeped). Yields the calls of each batch once it is sent."""
+    never bleeped); a string is a call that failed to be read, reported in its place. Yields
+    the size of each batch once it is sent."""
     alias = sender.settings.calls_alias
     for items in batches(calls, sender.settings.bulk_chunk_size):
-        deleted = sender.deleted([item.call.call_id for item in items])
+        ids = [item.call.call_id for item in items if isinstance(item, SourcedCall)]
+        deleted = sender.deleted(ids)
         built = []
         for item in items:
+            if isinstance(item, str):
+                sender.summary.failures.append(item)
+                continue
             if item.call.call_id in deleted and not allow_deleted:
                 sender.refuse_deleted(item.source, item.call.call_id, deleted)
                 continue
@@ -396,18 +404,14 @@ def load_transcripts(
     rest = batches(raws, settings.bulk_chunk_size)
     first = list(itertools.islice(rest, 2))
     if workers <= 1 or len(first) < 2 or not can_build_in_workers(builder):
-        parsed = LoadSummary()
-        summary = load_calls(
+        raws = itertools.chain(*first, itertools.chain.from_iterable(rest))
+        return _load(
             es,
             settings,
-            _parsed(itertools.chain(*first, itertools.chain.from_iterable(rest)), parsed),
+            lambda sender: _build_here(sender, map(_parsed, raws), builder, allow_deleted),
             refresh=refresh,
             progress=progress,
-            tag=tag,
-            allow_deleted=allow_deleted,
         )
-        summary.merge(parsed)
-        return summary
 
     def run(sender: BulkSender) -> Iterator[int]:
         with raw_pool(builder, workers) as pool:
@@ -416,12 +420,11 @@ def load_transcripts(
     return _load(es, settings, run, refresh=refresh, progress=progress)
 
 
-def _parsed(raws: Iterable[RawTranscript], summary: LoadSummary) -> Iterator[SourcedCall]:
-    for raw in raws:
-        try:
-            yield SourcedCall(raw.source, parse_raw(raw))
-        except TranscriptError as exc:
-            summary.failures.append(str(exc))
+def _parsed(raw: RawTranscript) -> SourcedCall | str:
+    try:
+        return SourcedCall(raw.source, parse_raw(raw))
+    except TranscriptError as exc:
+        return str(exc)
 
 
 def load_paths(
