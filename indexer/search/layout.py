@@ -46,6 +46,14 @@ def second_token(seconds: float) -> str:
     return _SECOND_TOKENS[whole] if whole < len(_SECOND_TOKENS) else f"{whole:05d}"
 
 
+def _second_tokens(seconds: list[float]) -> list[str]:
+    """``second_token`` of each value; the first four hours by lookup alone (for values in
+    [0, 14400) ``int`` is ``floor`` and no clamping applies), as two tokens per position of
+    every indexed word are made here."""
+    tokens, top = _SECOND_TOKENS, len(_SECOND_TOKENS)
+    return [tokens[int(value)] if 0 <= value < top else second_token(value) for value in seconds]
+
+
 class TermLayout:
     """An utterance's search positions: term ``i`` of every list belongs to position ``i``.
 
@@ -171,15 +179,17 @@ class TermLayout:
     @property
     def start_s(self) -> list[str]:
         if self._start_s is None:
-            self._start_s = [second_token(self._starts[term.first_word]) for term in self.terms]
+            starts = self._starts
+            self._start_s = _second_tokens([starts[term.first_word] for term in self.terms])
         return self._start_s
 
     @property
     def to_end_s(self) -> list[str]:
         if self._to_end_s is None:
-            self._to_end_s = [
-                second_token(self._duration_s - self._ends[term.last_word]) for term in self.terms
-            ]
+            ends, duration_s = self._ends, self._duration_s
+            self._to_end_s = _second_tokens(
+                [duration_s - ends[term.last_word] for term in self.terms]
+            )
         return self._to_end_s
 
 
