@@ -3,16 +3,18 @@ and where the time goes.
 
 Three measurements:
 
-* ``python``: the loader's Python work per call on a sample, no Elasticsearch — reading and
-  validating the JSON line (``read_calls``), building the document (``call_document``: terms,
-  lemmas, second tokens, metrics; tracker tags when trackers exist) and serialising it as the
-  Elasticsearch client does. A first pass over the sample runs with cold caches (lemmas are
-  cached per process), a second with warm ones, as in a long load.
+* ``python``: the Python work per call on a sample, no Elasticsearch, as a worker process of
+  the loader does it (``indexer.index.building``) — reading and validating the JSON line
+  (``parse_raw``), tracker tags, building the document (``call_document``: terms, lemmas,
+  second tokens, metrics), encoding the store's file, and serialising the document (orjson).
+  A first pass over the sample runs with cold caches (lemmas are cached per process), a second
+  with warm ones, as in a long load.
 * ``es``: Elasticsearch alone: the same sample's documents, already serialised into bulk bodies
   of the loader's chunk size, sent into a scratch index created from the same template; with its
   CPU seconds per call.
-* ``load``: the real thing, ``load_calls`` over the first N calls of the corpus into a fresh
-  alias, with the CPU seconds of this process and of Elasticsearch, then the index size on disk.
+* ``load``: the real thing, ``load_transcripts`` (what ``python -m indexer load`` runs) over
+  the first N lines of the corpus into a fresh alias, with the CPU seconds of the loader (this
+  process and its worker processes) and of Elasticsearch, then the index size on disk.
 """
 
 from __future__ import annotations
@@ -20,27 +22,27 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from elasticsearch import Elasticsearch
-from elasticsearch.serializer import JsonSerializer
 
 from bench.corpus import BENCH_TRACKERS, corpus_files
 from bench.measure import Stopwatch, es_pid, load_average
 from indexer.elastic import connect
+from indexer.index.building import RawTranscript, parse_raw, worker_count
 from indexer.index.definitions import ensure_calls_index
 from indexer.index.documents import call_document
-from indexer.index.loader import LoadSummary, load_calls, read_calls
+from indexer.index.loader import LoadSummary, load_transcripts, read_calls, read_transcripts
 from indexer.settings import Settings
 from indexer.trackers.changes import create_tracker
 from indexer.trackers.model import Tracker, TrackerCreate
 from indexer.trackers.tagging import current_tagger, tagger
-from indexer.transcript import SourcedCall, write_call_file
+from indexer.transcript import SourcedCall, encode_call_file
 
 
 def first_calls(corpus: Path, count: int, summary: LoadSummary) -> Iterator[SourcedCall]:
@@ -56,60 +58,48 @@ def drop_alias(es: Elasticsearch, alias: str) -> None:
     es.options(ignore_status=404).indices.delete_index_template(name=alias)
 
 
-def _raw_lines(corpus: Path, count: int) -> list[str]:
-    lines: list[str] = []
-    for path in corpus_files(corpus):
-        with path.open(encoding="utf-8") as handle:
-            lines.extend(itertools.islice(handle, count - len(lines)))
-        if len(lines) >= count:
-            break
-    return lines
+def first_transcripts(corpus: Path, count: int) -> Iterator[RawTranscript]:
+    """The first ``count`` lines of the corpus, unread, as the loader takes them."""
+    return itertools.islice(read_transcripts(corpus_files(corpus), LoadSummary()), count)
 
 
 def python_cost(
     es: Elasticsearch, settings: Settings, corpus: Path, sample: int
 ) -> dict[str, dict[str, float]]:
-    """CPU milliseconds per call of each step of the loader's Python work, cold then warm
-    (CPU time, not wall time: other work on the machine does not inflate it)."""
-    lines = _raw_lines(corpus, sample)
-    scratch = Path(tempfile.mkdtemp(prefix="earshot-bench-"))
-    sample_file = scratch / "sample.jsonl"
-    sample_file.write_text("".join(lines), encoding="utf-8")
-    serializer = JsonSerializer()
+    """CPU milliseconds per call of each step of the Python work (a worker's, in one process),
+    cold then warm (CPU time, not wall time: other work on the machine does not inflate it)."""
+    raws = list(first_transcripts(corpus, sample))
     # The loader tags each call with the trackers stored now: the benchmark's, as in `load`.
     now = datetime.now(UTC)
     tag = tagger([Tracker(**spec, created_at=now, updated_at=now) for spec in BENCH_TRACKERS])
     passes: dict[str, dict[str, float]] = {}
-    try:
-        for name in ("cold", "warm"):
-            steps: dict[str, float] = {}
-            t0 = time.process_time()
-            calls = [item.call for item in read_calls([sample_file], LoadSummary())]
-            t1 = time.process_time()
-            tags = [tag(call) for call in calls]
-            t2 = time.process_time()
-            documents = [call_document(c, t) for c, t in zip(calls, tags, strict=True)]
-            t3 = time.process_time()
-            if settings.store_dir is not None:
-                for call in calls:
-                    write_call_file(call, scratch / "store" / f"{call.call_id}.json")
-            t4 = time.process_time()
-            for document in documents:
-                serializer.dumps(document)
-            t5 = time.process_time()
-            n = len(calls)
-            steps = {
-                "read_ms": (t1 - t0) * 1000 / n,
-                "tags_ms": (t2 - t1) * 1000 / n,
-                "document_ms": (t3 - t2) * 1000 / n,
-                "store_ms": (t4 - t3) * 1000 / n,
-                "serialise_ms": (t5 - t4) * 1000 / n,
-            }
-            steps["total_ms"] = sum(steps.values())
-            steps["calls_per_s"] = 1000 / steps["total_ms"]
-            passes[name] = steps
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    for name in ("cold", "warm"):
+        steps: dict[str, float] = {}
+        t0 = time.process_time()
+        calls = [parse_raw(raw) for raw in raws]
+        t1 = time.process_time()
+        tags = [tag(call) for call in calls]
+        t2 = time.process_time()
+        documents = [call_document(c, t) for c, t in zip(calls, tags, strict=True)]
+        t3 = time.process_time()
+        if settings.store_dir is not None:
+            for call in calls:
+                encode_call_file(call, compressed=True)
+        t4 = time.process_time()
+        for document in documents:
+            orjson.dumps(document)
+        t5 = time.process_time()
+        n = len(calls)
+        steps = {
+            "read_ms": (t1 - t0) * 1000 / n,
+            "tags_ms": (t2 - t1) * 1000 / n,
+            "document_ms": (t3 - t2) * 1000 / n,
+            "store_ms": (t4 - t3) * 1000 / n,
+            "serialise_ms": (t5 - t4) * 1000 / n,
+        }
+        steps["total_ms"] = sum(steps.values())
+        steps["calls_per_s"] = 1000 / steps["total_ms"]
+        passes[name] = steps
     return passes
 
 
@@ -121,7 +111,6 @@ def es_cost(
     alias = f"{alias}-scratch"
     drop_alias(es, alias)
     index = ensure_calls_index(es, alias)
-    serializer = JsonSerializer()
     bodies: list[bytes] = []
     utterances = 0
     summary = LoadSummary()
@@ -129,19 +118,20 @@ def es_cost(
     for item in first_calls(corpus, sample, summary):
         document = call_document(item.call)
         utterances += len(item.call.utterances)
-        batch.append(serializer.dumps({"index": {"_id": item.call.call_id}}))
-        batch.append(serializer.dumps(document))
+        batch.append(orjson.dumps({"index": {"_id": item.call.call_id}}))
+        batch.append(orjson.dumps(document))
         if len(batch) == 2 * chunk:
             bodies.append(b"\n".join(batch) + b"\n")
             batch = []
     if batch:
         bodies.append(b"\n".join(batch) + b"\n")
     calls = sample - summary.failed
+    bulk = es.options(request_timeout=Settings().bulk_request_timeout_s)  # as the loader's
     try:
         with Stopwatch({"es": es_pid(es_url)}) as watch:
             for body in bodies:
                 # A prebuilt NDJSON body goes out as is (the client passes bytes through).
-                answer = es.bulk(index=index, operations=body)  # type: ignore[arg-type]
+                answer = bulk.bulk(index=index, operations=body)  # type: ignore[arg-type]
                 if answer["errors"]:
                     raise RuntimeError(f"bulk errors: {str(answer.body)[:500]}")
             es.indices.refresh(index=index)
@@ -184,38 +174,34 @@ def load(
     ensure_calls_index(es, settings.calls_alias)
     for spec in BENCH_TRACKERS:
         create_tracker(es, settings, TrackerCreate(**spec))
-    summary = LoadSummary()
-    counted = {"utterances": 0, "words": 0}
-
-    def counting(items: Iterator[SourcedCall]) -> Iterator[SourcedCall]:
-        for item in items:
-            counted["utterances"] += len(item.call.utterances)
-            counted["words"] += sum(len(u.words) for u in item.call.utterances)
-            yield item
-
     load_before = load_average()
     with Stopwatch({"es": es_pid(es_url)}) as watch:
-        result = load_calls(
+        summary = load_transcripts(
             es,
             settings,
-            counting(first_calls(corpus, count, summary)),
+            first_transcripts(corpus, count),
             tag=current_tagger(es, settings),
         )
     assert watch.cpu_s is not None
-    summary.merge(result)
     if summary.failures:
         raise RuntimeError(f"{summary.failed} calls failed, first: {summary.failures[0]}")
+    utterances = es.search(
+        index=settings.calls_alias,
+        size=0,
+        aggs={"utterances": {"sum": {"field": "utterance_count"}}},
+    )["aggregations"]["utterances"]["value"]
     facts = index_facts(es, settings.calls_alias)
     calls = summary.loaded
     return {
         "calls": calls,
-        "utterances": counted["utterances"],
-        "words": counted["words"],
+        "utterances": int(utterances),
         "wall_s": watch.wall_s,
         "calls_per_s": calls / watch.wall_s,
-        "utterances_per_s": counted["utterances"] / watch.wall_s,
-        "words_per_s": counted["words"] / watch.wall_s,
-        "loader_cpu_ms_per_call": watch.cpu_s["bench"] * 1000 / calls,
+        "utterances_per_s": utterances / watch.wall_s,
+        "workers": worker_count(settings),
+        # The loader's own process and its worker processes (they end with the load).
+        "loader_cpu_ms_per_call": (watch.cpu_s["bench"] + watch.cpu_s["children"]) * 1000 / calls,
+        "loader_main_cpu_ms_per_call": watch.cpu_s["bench"] * 1000 / calls,
         "es_cpu_ms_per_call": watch.cpu_s["es"] * 1000 / calls,
         "bulk_chunk_size": settings.bulk_chunk_size,
         "trackers": len(BENCH_TRACKERS),

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import platform
+import resource
 import subprocess
 import time
 import urllib.error
@@ -111,6 +112,7 @@ class Stopwatch:
     def __enter__(self) -> Stopwatch:
         self._cpu0 = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
         self._self0 = time.process_time()
+        self._children0 = _children_cpu_s()
         self._t0 = time.perf_counter()
         return self
 
@@ -118,6 +120,13 @@ class Stopwatch:
         self.wall_s = time.perf_counter() - self._t0
         self.cpu_s = {name: cpu_seconds(pid) - self._cpu0[name] for name, pid in self.pids.items()}
         self.cpu_s["bench"] = time.process_time() - self._self0
+        # Child processes that ended inside the stretch (the loader's worker pool).
+        self.cpu_s["children"] = _children_cpu_s() - self._children0
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def percentile(sorted_values: Sequence[float], p: float) -> float:

@@ -47,6 +47,13 @@ class Settings(BaseSettings):
 
     # --- Loader --------------------------------------------------------------------------------
     bulk_chunk_size: int = Field(default=200, ge=1)
+    load_workers: int = Field(
+        default=0,
+        ge=0,
+        description="Processes that build documents while the loader sends (load, reindex): "
+        "0 = one per CPU core, 1 = all in the loader's own process. Loads of one batch, calls "
+        "given already parsed, and EARSHOT_REDACTION=bleep always build in the loader's process.",
+    )
 
     # --- Transcript store and ingest ------------------------------------------------------------
     store_dir: Path | None = Field(

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from indexer.metrics import call_metrics
-from indexer.search.layout import term_layout
+from indexer.search.layout import TermLayout, call_layout, term_layout
 from indexer.transcript import Call, Utterance, Word
 
 _WORDS = TypeAdapter(list[Word])
@@ -45,13 +45,16 @@ def locate_words(text: str, words: list[Word]) -> list[tuple[int, int] | None]:
     return spans
 
 
-def utterance_document(index: int, utterance: Utterance, duration_s: float) -> dict[str, Any]:
+def utterance_document(
+    index: int, utterance: Utterance, duration_s: float, layout: TermLayout | None = None
+) -> dict[str, Any]:
     spans = locate_words(utterance.text, utterance.words)
     # One serialiser call per utterance instead of one per word (the hottest loop of indexing).
     words: list[dict[str, Any]] = _WORDS.dump_python(utterance.words, mode="json")
     for entry, span in zip(words, spans, strict=True):
         entry["char_start"], entry["char_end"] = span if span else (None, None)
-    layout = term_layout(utterance.words, duration_s)
+    if layout is None:
+        layout = term_layout(utterance.words, duration_s)
     return {
         "index": index,
         "speaker": utterance.speaker,
@@ -79,9 +82,10 @@ def call_document(call: Call, trackers: Sequence[str] = ()) -> dict[str, Any]:
     document["utterance_count"] = len(call.utterances)
     document["metrics"] = call_metrics(call).model_dump(mode="json")
     document["trackers"] = sorted(trackers)
+    layouts = call_layout(call)  # made by the tagger just before, when trackers exist
     document["utterances"] = [
-        utterance_document(index, utterance, call.duration_s)
-        for index, utterance in enumerate(call.utterances)
+        utterance_document(index, utterance, call.duration_s, layout)
+        for index, (utterance, layout) in enumerate(zip(call.utterances, layouts, strict=True))
     ]
     return document
 

@@ -16,30 +16,41 @@ call, and the loader writes only into an index built under that same policy.
 
 from __future__ import annotations
 
-import json
+import itertools
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
 from elasticsearch import ApiError, Elasticsearch
 from tqdm import tqdm
 
 from indexer import files
 from indexer.elastic import Backoff, backend_errors, describe, is_transient
-from indexer.errors import AudioError, EarshotError, SearchBackendError, TranscriptError
+from indexer.errors import SearchBackendError, TranscriptError
+from indexer.index.building import (
+    Builder,
+    BuildPool,
+    Built,
+    Outcome,
+    RawTranscript,
+    Tagger,
+    batches,
+    can_build_in_workers,
+    parse_raw,
+    raw_pool,
+    worker_count,
+)
 from indexer.index.definitions import ensure_calls_index
 from indexer.index.deletion import deleted_ids, undelete
-from indexer.index.documents import call_document
 from indexer.index.store import TranscriptStore
-from indexer.redaction.policy import apply_policy
 from indexer.settings import Settings
-from indexer.transcript import Call, SourcedCall, parse_call, read_call_file
+from indexer.transcript import SourcedCall
 
-# The per-call enrich step: the ids of the trackers a call mentions (see load_calls).
-Tagger = Callable[[Call], Sequence[str]]
+__all__ = ["BulkSender", "LoadSummary", "Tagger", "load_calls", "load_paths", "load_transcripts"]
 
 
 class Progress(Protocol):
@@ -92,49 +103,31 @@ def expand_paths(paths: Iterable[Path], summary: LoadSummary) -> list[Path]:
     return found.files
 
 
-def read_calls(paths: Iterable[Path], summary: LoadSummary) -> Iterator[SourcedCall]:
-    """Valid calls from the files; each invalid file or line becomes a failure in ``summary``."""
+def read_transcripts(paths: Iterable[Path], summary: LoadSummary) -> Iterator[RawTranscript]:
+    """The raw transcripts of the files: each file, or each non-blank line of a JSON Lines
+    file (a file that cannot be opened becomes a failure in ``summary``)."""
     for path in paths:
-        if path.suffix.lower() == ".jsonl":
-            yield from _read_json_lines(path, summary)
+        if path.suffix.lower() != ".jsonl":
+            yield RawTranscript(str(path), path=str(path))
             continue
         try:
-            yield SourcedCall(str(path), read_call_file(path))
+            handle = path.open("rb")
+        except OSError as exc:
+            summary.failures.append(f"{path}: (file): cannot read: {exc}")
+            continue
+        with handle:
+            for number, line in enumerate(handle, start=1):
+                if line.strip():
+                    yield RawTranscript(f"{path}:{number}", line=line)
+
+
+def read_calls(paths: Iterable[Path], summary: LoadSummary) -> Iterator[SourcedCall]:
+    """Valid calls from the files; each invalid file or line becomes a failure in ``summary``."""
+    for raw in read_transcripts(paths, summary):
+        try:
+            yield SourcedCall(raw.source, parse_raw(raw))
         except TranscriptError as exc:
             summary.failures.append(str(exc))
-
-
-def _read_json_lines(path: Path, summary: LoadSummary) -> Iterator[SourcedCall]:
-    try:
-        handle = path.open(encoding="utf-8")
-    except OSError as exc:
-        summary.failures.append(f"{path}: (file): cannot read: {exc}")
-        return
-    with handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            source = f"{path}:{number}"
-            try:
-                yield SourcedCall(source, parse_call(json.loads(line), source))
-            except json.JSONDecodeError as exc:
-                summary.failures.append(f"{source}: (line): not valid JSON: {exc.msg}")
-            except TranscriptError as exc:
-                summary.failures.append(str(exc))
-            except UnicodeDecodeError as exc:
-                summary.failures.append(f"{source}: (line): not UTF-8: {exc.reason}")
-                return
-
-
-def _batches(calls: Iterable[SourcedCall], size: int) -> Iterator[list[SourcedCall]]:
-    batch: list[SourcedCall] = []
-    for item in calls:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _error_reason(error: Any) -> str:
@@ -145,85 +138,85 @@ def _error_reason(error: Any) -> str:
 
 @dataclass
 class BulkSender:
-    """Batches on their way into an index: checked, stored, sent until they land."""
+    """Built calls on their way into an index: checked, stored, sent until they land."""
 
     es: Elasticsearch
     settings: Settings
     backoff: Backoff
     summary: LoadSummary
 
-    def prepare(
-        self, batch: list[SourcedCall], tag: Tagger, allow_deleted: bool
-    ) -> tuple[list[tuple[SourcedCall, dict[str, Any]]], dict[str, str]]:
-        """Documents of the batch's loadable calls (each already in the store), and which of
-        them are tombstoned (only loaded with ``allow_deleted``)."""
+    def deleted(self, call_ids: list[str]) -> dict[str, str]:
+        """Which of the calls are tombstoned, with when (only loaded with ``allow_deleted``)."""
         alias = self.settings.calls_alias
-        ids = [item.call.call_id for item in batch]
-        deleted = self.backoff.call(
-            "checking for deleted calls", lambda: deleted_ids(self.es, alias, ids)
+        return self.backoff.call(
+            "checking for deleted calls", lambda: deleted_ids(self.es, alias, call_ids)
         )
+
+    def refuse_deleted(self, source: str, call_id: str, deleted: dict[str, str]) -> None:
+        self.summary.failures.append(
+            f"{source}: call {call_id} was deleted on {deleted[call_id]} (consent "
+            "withdrawn); not loaded (load --undelete loads it again)"
+        )
+
+    def land(
+        self, built: list[Built], deleted: dict[str, str], allow_deleted: bool, index: str
+    ) -> None:
+        """Store the built calls (the originals first, under a redaction policy), send them,
+        and drop the tombstones of deleted ones loaded again (``allow_deleted``)."""
         store = TranscriptStore.of(self.settings)
         originals = (
             TranscriptStore.originals(self.settings) if self.settings.redaction != "off" else None
         )
         ready = []
-        for item in batch:
-            call_id = item.call.call_id
-            if call_id in deleted and not allow_deleted:
-                self.summary.failures.append(
-                    f"{item.source}: call {call_id} was deleted on {deleted[call_id]} (consent "
-                    "withdrawn); not loaded (load --undelete loads it again)"
-                )
+        for item in built:
+            if item.call_id in deleted and not allow_deleted:
+                self.refuse_deleted(item.source, item.call_id, deleted)
                 continue
-            try:
-                call = apply_policy(item.call, self.settings).call
-            except AudioError as exc:
-                self.summary.failures.append(
-                    f"{item.source}: call {call_id} not loaded: its recording cannot be "
-                    f"bleeped ({exc}), and unbleeped it would give the redacted words away"
-                )
-                continue
-            try:
-                document = call_document(call, tag(call))
-            except EarshotError as exc:
-                self.summary.failures.append(f"{item.source}: call {call_id} not tagged: {exc}")
-                continue
-            if originals is not None:
+            if originals is not None and item.original is not None:
                 try:
-                    originals.put(item.call)
+                    originals.put_encoded(item.call_id, item.original)
                 except OSError as exc:
                     self.summary.failures.append(
-                        f"{item.source}: call {call_id} not written to the originals "
+                        f"{item.source}: call {item.call_id} not written to the originals "
                         f"{originals}: {exc}; not loaded"
                     )
                     continue
-            if store is not None:
+            if store is not None and item.stored is not None:
                 try:
-                    store.put(call)
+                    store.put_encoded(item.call_id, item.stored)
                 except OSError as exc:
                     self.summary.failures.append(
-                        f"{item.source}: call {call_id} not written to the store {store}: {exc}; "
-                        "not loaded"
+                        f"{item.source}: call {item.call_id} not written to the store {store}: "
+                        f"{exc}; not loaded"
                     )
                     continue
-            ready.append((SourcedCall(item.source, call), document))
-        return ready, deleted
+            ready.append(item)
+        for call_id in self.send(ready, index):
+            if call_id in deleted:
+                self.backoff.call(
+                    f"undeleting {call_id}",
+                    partial(undelete, self.es, self.settings.calls_alias, call_id),
+                )
 
-    def send(self, ready: list[tuple[SourcedCall, dict[str, Any]]], index: str) -> list[str]:
+    def send(self, ready: list[Built], index: str) -> list[str]:
         """Index the documents into ``index`` (an alias or an index), resending what failed for
         a transient reason; return the ids that landed. Refused documents become failures
         naming the call and the reason. A request over Elasticsearch's size limit (413) is
         split in halves until each part fits; a single call over it is refused alone."""
         landed: list[str] = []
-        parts: deque[list[tuple[SourcedCall, dict[str, Any]]]] = deque([ready] if ready else [])
+        parts: deque[list[Built]] = deque([ready] if ready else [])
         while parts:
             waiting = parts.popleft()
-            operations: list[dict[str, Any]] = []
-            for item, document in waiting:
-                operations += [{"index": {"_index": index, "_id": item.call.call_id}}, document]
-            what = f"sending {len(waiting)} calls ({waiting[0][0].call.call_id} ...)"
+            # The NDJSON body is built here from the documents' JSON: no serialiser runs.
+            body = b"".join(
+                b'{"index":' + orjson.dumps({"_index": index, "_id": item.call_id}) + b"}\n"
+                + item.document + b"\n"
+                for item in waiting
+            )  # fmt: skip
+            what = f"sending {len(waiting)} calls ({waiting[0].call_id} ...)"
             try:
-                response = self.es.bulk(operations=operations)
+                # The client sends bytes as they are (its type hints only name the list form).
+                response = self.es.bulk(operations=body)  # type: ignore[arg-type]
             except ApiError as exc:
                 if exc.meta.status != REQUEST_TOO_LARGE:
                     if not is_transient(exc):
@@ -232,9 +225,9 @@ class BulkSender:
                     parts.appendleft(waiting)
                     continue
                 if len(waiting) == 1:
-                    item = waiting[0][0]
+                    item = waiting[0]
                     self.summary.failures.append(
-                        f"{item.source}: call {item.call.call_id} rejected by Elasticsearch: "
+                        f"{item.source}: call {item.call_id} rejected by Elasticsearch: "
                         "larger than one request may be (413; its http.max_content_length)"
                     )
                 else:
@@ -249,19 +242,19 @@ class BulkSender:
                 continue
             again = []
             reason = ""
-            for (item, document), result in zip(waiting, response["items"], strict=True):
+            for item, result in zip(waiting, response["items"], strict=True):
                 outcome = result.get("index", {})
                 status = int(outcome.get("status", 0))
                 if "error" not in outcome:
-                    landed.append(item.call.call_id)
+                    landed.append(item.call_id)
                     self.summary.loaded += 1
                 elif status == 429 or status >= 500:
                     # The shard was unavailable or overloaded: this call may land later.
-                    again.append((item, document))
+                    again.append(item)
                     reason = f"{status} {_error_reason(outcome['error'])}"
                 else:
                     self.summary.failures.append(
-                        f"{item.source}: call {item.call.call_id} rejected by Elasticsearch: "
+                        f"{item.source}: call {item.call_id} rejected by Elasticsearch: "
                         f"{_error_reason(outcome['error'])}"
                     )
             if len(again) < len(waiting):
@@ -270,6 +263,92 @@ class BulkSender:
                 self.backoff.pause(what, f"{len(again)} refused for now: {reason}")
                 parts.appendleft(again)
         return landed
+
+
+def _build_here(
+    sender: BulkSender,
+    calls: Iterable[SourcedCall | str],
+    builder: Builder,
+    allow_deleted: bool,
+) -> Iterator[int]:
+    """Batches built in this process, each after its tombstone check (so a deleted call is
+    never bleeped); a string is a call that failed to be read, reported in its place. Yields
+    the size of each batch once it is sent."""
+    alias = sender.settings.calls_alias
+    for items in batches(calls, sender.settings.bulk_chunk_size):
+        ids = [item.call.call_id for item in items if isinstance(item, SourcedCall)]
+        deleted = sender.deleted(ids)
+        built = []
+        for item in items:
+            if isinstance(item, str):
+                sender.summary.failures.append(item)
+                continue
+            if item.call.call_id in deleted and not allow_deleted:
+                sender.refuse_deleted(item.source, item.call.call_id, deleted)
+                continue
+            outcome = builder.build(item)
+            if isinstance(outcome, str):
+                sender.summary.failures.append(outcome)
+            else:
+                built.append(outcome)
+        sender.land(built, deleted, allow_deleted, alias)
+        yield len(items)
+
+
+def _build_in_workers(
+    sender: BulkSender,
+    batches: Iterable[list[RawTranscript]],
+    pool: BuildPool[Builder, RawTranscript, Outcome],
+    allow_deleted: bool,
+) -> Iterator[int]:
+    """Batches built by the pool while the ones before are sent; sent in input order. A worker
+    writes nothing, so checking tombstones after building loses nothing."""
+    for raws, outcomes in pool.build(batches):
+        built = []
+        for outcome in outcomes:
+            if isinstance(outcome, str):
+                sender.summary.failures.append(outcome)
+            else:
+                built.append(outcome)
+        deleted = sender.deleted([item.call_id for item in built])
+        sender.land(built, deleted, allow_deleted, sender.settings.calls_alias)
+        yield len(raws)
+
+
+def _load(
+    es: Elasticsearch,
+    settings: Settings,
+    run: Callable[[BulkSender], Iterator[int]],
+    *,
+    refresh: bool,
+    progress: Progress | None,
+) -> LoadSummary:
+    """The frame of every load: the index, the retries, the final refresh and the message
+    when Elasticsearch stays away; ``run`` sends the batches, yielding each one's size."""
+    summary = LoadSummary()
+    alias = settings.calls_alias
+    with backend_errors(settings.es_url):
+        ensure_calls_index(es, alias, settings.redaction)
+        backoff = Backoff(
+            settings.es_url, settings.es_retry_deadline_s, settings.es_retry_max_backoff_s
+        )
+        sender = BulkSender(
+            es.options(request_timeout=settings.bulk_request_timeout_s), settings, backoff, summary
+        )
+        try:
+            for done in run(sender):
+                if progress is not None:
+                    progress.update(done)
+            if refresh:
+                backoff.call("refreshing the index", lambda: es.indices.refresh(index=alias))
+        except SearchBackendError as exc:
+            raise SearchBackendError(
+                f"{exc}; {summary.loaded} calls loaded before, the rest not: run the same load "
+                "again (it replaces, never doubles)"
+            ) from exc
+        finally:
+            summary.retries = backoff.retries
+    return summary
 
 
 def load_calls(
@@ -291,36 +370,61 @@ def load_calls(
     is a failure unless ``allow_deleted``, which loads it and drops its tombstone (consent
     given again). Elasticsearch being unreachable when the
     load starts is an immediate SearchBackendError (most likely a wrong ES_URL); once loading,
-    outages are waited out (see the module docstring).
+    outages are waited out (see the module docstring). The calls are already parsed, so they
+    are built in this process, batch after batch: reading call N means every batch before
+    N's was sent (``load_transcripts`` builds in worker processes).
     """
-    summary = LoadSummary()
-    alias = settings.calls_alias
-    with backend_errors(settings.es_url):
-        ensure_calls_index(es, alias, settings.redaction)
-        backoff = Backoff(
-            settings.es_url, settings.es_retry_deadline_s, settings.es_retry_max_backoff_s
+    builder = Builder(settings, tag)
+    return _load(
+        es,
+        settings,
+        lambda sender: _build_here(sender, calls, builder, allow_deleted),
+        refresh=refresh,
+        progress=progress,
+    )
+
+
+def load_transcripts(
+    es: Elasticsearch,
+    settings: Settings,
+    raws: Iterable[RawTranscript],
+    *,
+    refresh: bool = True,
+    progress: Progress | None = None,
+    tag: Tagger,
+    allow_deleted: bool = False,
+) -> LoadSummary:
+    """``load_calls`` of raw transcripts, read, validated and built by ``load_workers`` worker
+    processes (``indexer.index.building``) while the loader sends, in input order. It reads up
+    to a batch per worker and one more ahead of what it has sent. A load of one batch, a
+    tagger that cannot be sent to another process, ``load_workers=1`` and the ``bleep`` policy
+    build in this process instead; the outcome is the same."""
+    builder = Builder(settings, tag)
+    workers = worker_count(settings)
+    rest = batches(raws, settings.bulk_chunk_size)
+    first = list(itertools.islice(rest, 2))
+    if workers <= 1 or len(first) < 2 or not can_build_in_workers(builder):
+        raws = itertools.chain(*first, itertools.chain.from_iterable(rest))
+        return _load(
+            es,
+            settings,
+            lambda sender: _build_here(sender, map(_parsed, raws), builder, allow_deleted),
+            refresh=refresh,
+            progress=progress,
         )
-        sender = BulkSender(
-            es.options(request_timeout=settings.bulk_request_timeout_s), settings, backoff, summary
-        )
-        try:
-            for items in _batches(calls, settings.bulk_chunk_size):
-                ready, deleted = sender.prepare(items, tag, allow_deleted)
-                for call_id in sender.send(ready, alias):
-                    if call_id in deleted:
-                        backoff.call(f"undeleting {call_id}", partial(undelete, es, alias, call_id))
-                if progress is not None:
-                    progress.update(len(items))
-            if refresh:
-                backoff.call("refreshing the index", lambda: es.indices.refresh(index=alias))
-        except SearchBackendError as exc:
-            raise SearchBackendError(
-                f"{exc}; {summary.loaded} calls loaded before, the rest not: run the same load "
-                "again (it replaces, never doubles)"
-            ) from exc
-        finally:
-            summary.retries = backoff.retries
-    return summary
+
+    def run(sender: BulkSender) -> Iterator[int]:
+        with raw_pool(builder, workers) as pool:
+            yield from _build_in_workers(sender, itertools.chain(first, rest), pool, allow_deleted)
+
+    return _load(es, settings, run, refresh=refresh, progress=progress)
+
+
+def _parsed(raw: RawTranscript) -> SourcedCall | str:
+    try:
+        return SourcedCall(raw.source, parse_raw(raw))
+    except TranscriptError as exc:
+        return str(exc)
 
 
 def load_paths(
@@ -339,10 +443,10 @@ def load_paths(
         total=len(transcripts), unit="call", disable=not show_progress, desc="loading"
     ) as bar:
         summary.merge(
-            load_calls(
+            load_transcripts(
                 es,
                 settings,
-                read_calls(transcripts, summary),
+                read_transcripts(transcripts, summary),
                 progress=bar,
                 tag=tag,
                 allow_deleted=allow_deleted,

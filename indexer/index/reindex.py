@@ -36,16 +36,21 @@ no loader writes. (The test distribution has no ``_reindex`` API; this does not 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
+import orjson
 from elasticsearch import Elasticsearch, helpers
 from pydantic import ValidationError
 
 from indexer.elastic import Backoff
 from indexer.errors import AudioError, ReindexError, TranscriptError
+from indexer.index.building import Builder, BuildPool, Built, can_build_in_workers, worker_count
+from indexer.index.building import batches as _batches
 from indexer.index.definitions import (
     current_index,
     index_redaction,
@@ -66,7 +71,7 @@ from indexer.search.compiler import match_query
 from indexer.search.query import Match, Mode, Pattern, RoleFilter
 from indexer.search.text import terms_of_words
 from indexer.settings import Settings
-from indexer.transcript import Call, SourcedCall
+from indexer.transcript import Call, SourcedCall, encode_call_file
 
 PROBE_CALLS = 20
 SHOW_IDS = 5  # how many call ids an error message names
@@ -137,23 +142,42 @@ def _choose_source(
     return requested, store
 
 
-def _calls_from_store(store: TranscriptStore) -> Iterator[SourcedCall]:
-    try:
-        for call in store.calls():
-            yield SourcedCall(str(store.path(call.call_id)), call)
-    except TranscriptError as exc:
-        raise ReindexError(f"the transcript store holds a bad file: {exc}") from exc
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A call to rebuild, not read yet: a file of the store, or a document of the index."""
+
+    source: str
+    call_id: str
+    store_root: str | None = None  # read from this store
+    document: bytes | None = None  # or made from this document's _source (JSON)
 
 
-def _calls_from_index(es: Elasticsearch, index: str) -> Iterator[SourcedCall]:
+def _pending_from_store(store: TranscriptStore) -> Iterator[_Pending]:
+    for call_id in store.call_ids():
+        yield _Pending(str(store.path(call_id)), call_id, store_root=str(store.root))
+
+
+def _pending_from_index(es: Elasticsearch, index: str) -> Iterator[_Pending]:
     for hit in helpers.scan(es, index=index, query={"query": {"match_all": {}}}, size=200):
+        yield _Pending(
+            f"{index}/{hit['_id']}", str(hit["_id"]), document=orjson.dumps(hit["_source"])
+        )
+
+
+def _read_pending(pending: _Pending) -> Call:
+    if pending.store_root is not None:
         try:
-            call = call_from_document(hit["_source"])
-        except ValidationError as exc:
-            raise ReindexError(
-                f"call {hit['_id']} in {index} does not match the transcript contract: {exc}"
-            ) from exc
-        yield SourcedCall(f"{index}/{hit['_id']}", call)
+            return TranscriptStore(Path(pending.store_root)).read(pending.call_id)
+        except TranscriptError as exc:
+            raise ReindexError(f"the transcript store holds a bad file: {exc}") from exc
+    assert pending.document is not None
+    index = pending.source.rsplit("/", 1)[0]
+    try:
+        return call_from_document(orjson.loads(pending.document))
+    except ValidationError as exc:
+        raise ReindexError(
+            f"call {pending.call_id} in {index} does not match the transcript contract: {exc}"
+        ) from exc
 
 
 # --- Checks ----------------------------------------------------------------------------------
@@ -290,10 +314,48 @@ class _Build:
     populated: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class _Rebuilt:
+    built: Built  # its ``stored`` set when the store must be written
+    redacted: bool  # the policy changed the call
+    populated: tuple[str, ...]  # the new fields its document fills
+
+
+@dataclass(frozen=True)
+class _Rebuilder:
+    """Everything rebuilding a call needs; picklable, so worker processes can do it
+    (``indexer.index.building.BuildPool``) while the reindex sends."""
+
+    settings: Settings
+    tag: Tagger
+    new_fields: dict[str, _Field]
+    fill_store: bool  # building from the index with a store configured: write every call
+    has_store: bool
+
+    def rebuild(self, pending: _Pending) -> _Rebuilt:
+        item = SourcedCall(pending.source, _read_pending(pending))
+        call = _redacted(self.settings, TranscriptStore.originals(self.settings), item)
+        document = call_document(call, self.tag(call))
+        changed = call != item.call
+        write = self.fill_store or (self.has_store and changed)
+        return _Rebuilt(
+            Built(
+                item.source,
+                call.call_id,
+                orjson.dumps(document),
+                stored=encode_call_file(call, compressed=True) if write else None,
+            ),
+            redacted=changed,
+            populated=tuple(
+                path for path, spec in self.new_fields.items() if _is_populated(document, spec)
+            ),
+        )
+
+
 def _build(
     es: Elasticsearch,
     settings: Settings,
-    calls: Iterator[SourcedCall],
+    pending: Iterator[_Pending],
     target: str,
     *,
     deleted: set[str],
@@ -303,7 +365,6 @@ def _build(
     tag: Tagger,
 ) -> _Build:
     build = _Build(populated=dict.fromkeys(new_fields, 0))
-    originals = TranscriptStore.originals(settings)
     summary = LoadSummary()
     backoff = Backoff(
         settings.es_url, settings.es_retry_deadline_s, settings.es_retry_max_backoff_s
@@ -311,35 +372,55 @@ def _build(
     sender = BulkSender(
         es.options(request_timeout=settings.bulk_request_timeout_s), settings, backoff, summary
     )
-    batch: list[tuple[SourcedCall, dict[str, Any]]] = []
-    for item in calls:
-        call_id = item.call.call_id
-        if call_id in deleted:
-            build.left_out_deleted.append(call_id)
-            continue
-        call = _redacted(settings, originals, item)
-        document = call_document(call, tag(call))
-        for path, spec in new_fields.items():
-            build.populated[path] += _is_populated(document, spec)
-        if call != item.call:
-            build.redacted.add(call_id)
-        if fill_store is not None:
-            fill_store.put(call)
-            build.stored += 1
-        elif store is not None and call != item.call:
-            store.put(call)
-        build.built.add(call_id)
-        batch.append((SourcedCall(item.source, call), document))
-        if len(batch) == settings.bulk_chunk_size:
-            sender.send(batch, target)
-            batch = []
-    if batch:
-        sender.send(batch, target)
+    rebuilder = _Rebuilder(settings, tag, new_fields, fill_store is not None, store is not None)
+
+    def not_deleted() -> Iterator[_Pending]:
+        for item in pending:
+            if item.call_id in deleted:
+                build.left_out_deleted.append(item.call_id)
+            else:
+                yield item
+
+    for rebuilt in _rebuilt_batches(rebuilder, not_deleted(), settings):
+        ready = []
+        for each in rebuilt:
+            call_id = each.built.call_id
+            if call_id in deleted:  # a document that names another call id than its own
+                build.left_out_deleted.append(call_id)
+                continue
+            for path in each.populated:
+                build.populated[path] += 1
+            if each.redacted:
+                build.redacted.add(call_id)
+            if each.built.stored is not None and store is not None:
+                store.put_encoded(call_id, each.built.stored)
+                build.stored += fill_store is not None
+            build.built.add(call_id)
+            ready.append(each.built)
+        sender.send(ready, target)
     if summary.failures:
         raise ReindexError(
             f"{summary.failed} calls were rejected by {target}; first: {summary.failures[0]}"
         )
     return build
+
+
+def _rebuilt_batches(
+    rebuilder: _Rebuilder, pending: Iterator[_Pending], settings: Settings
+) -> Iterator[list[_Rebuilt]]:
+    """The calls rebuilt, batch by batch in order: by ``load_workers`` worker processes while
+    the batch before is sent, or here (one worker, one batch, or what cannot go to a worker:
+    see ``indexer.index.building.can_build_in_workers``)."""
+    batches = _batches(pending, settings.bulk_chunk_size)
+    first = list(itertools.islice(batches, 2))
+    workers = worker_count(settings)
+    if workers > 1 and len(first) == 2 and can_build_in_workers(Builder(settings, rebuilder.tag)):
+        with BuildPool(_Rebuilder.rebuild, rebuilder, workers) as pool:
+            for _, rebuilt in pool.build(itertools.chain(first, batches)):
+                yield rebuilt
+        return
+    for batch in itertools.chain(first, batches):
+        yield [rebuilder.rebuild(item) for item in batch]
 
 
 def _redacted(settings: Settings, originals: TranscriptStore | None, item: SourcedCall) -> Call:
@@ -458,14 +539,14 @@ def reindex(
         new_fields = {path: f for path, f in target_fields.items() if path not in old_fields}
         if chosen is Source.STORE:
             assert store is not None
-            calls, fill_store = _calls_from_store(store), None
+            pending, fill_store = _pending_from_store(store), None
         else:
             assert previous is not None
-            calls, fill_store = _calls_from_index(es, previous), store
+            pending, fill_store = _pending_from_index(es, previous), store
         build = _build(
             es,
             settings,
-            calls,
+            pending,
             target,
             deleted=deleted,
             new_fields=new_fields,

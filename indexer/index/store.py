@@ -25,9 +25,10 @@ from indexer.settings import Settings
 from indexer.transcript import (
     COMPRESSED_SUFFIX,
     Call,
+    encode_call_file,
     is_call_id,
     read_call_file,
-    write_call_file,
+    write_file_atomically,
 )
 
 STORED_SUFFIX = ".json" + COMPRESSED_SUFFIX
@@ -67,8 +68,13 @@ class TranscriptStore:
 
     def put(self, call: Call) -> None:
         """Write (or replace) the call's transcript; a reader never sees half a file."""
-        write_call_file(call, self.path(call.call_id))
-        self._file(call.call_id, LEGACY_SUFFIX).unlink(missing_ok=True)  # migrated
+        self.put_encoded(call.call_id, encode_call_file(call, compressed=True))
+
+    def put_encoded(self, call_id: str, data: bytes) -> None:
+        """``put`` of a transcript already encoded by ``encode_call_file(call, compressed=True)``
+        (the loader's worker processes encode, the loader writes)."""
+        write_file_atomically(self.path(call_id), data)
+        self._file(call_id, LEGACY_SUFFIX).unlink(missing_ok=True)  # migrated
 
     def read(self, call_id: str) -> Call:
         """The stored call; a legacy plain-JSON file is rewritten compressed on the way."""

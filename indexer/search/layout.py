@@ -14,14 +14,14 @@ position by position.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from indexer.search.morphology import indexed_lemmas
 from indexer.search.numbers import max_spoken_width, spoken_numbers
 from indexer.search.text import Term, terms_of_words
 from indexer.search.transliteration import indexed_key
-from indexer.transcript import Word
+from indexer.transcript import Call, Word
 
 MAX_SECOND = 99_999  # five-digit second tokens: 27 hours, far beyond any call
 # A number said in more words than this is indexed as its words only (a query for its value
@@ -77,6 +77,14 @@ def window_ranges(seconds: int) -> tuple[tuple[str, str] | None, tuple[str, str]
     return tens, rest
 
 
+def _second_tokens(seconds: list[float]) -> list[str]:
+    """``second_token`` of each value; the first four hours by lookup alone (for values in
+    [0, 14400) ``int`` is ``floor`` and no clamping applies), as two tokens per position of
+    every indexed word are made here."""
+    tokens, top = _SECOND_TOKENS, len(_SECOND_TOKENS)
+    return [tokens[int(value)] if 0 <= value < top else second_token(value) for value in seconds]
+
+
 class TermLayout:
     """An utterance's search positions: term ``i`` of every list belongs to position ``i``.
 
@@ -90,14 +98,17 @@ class TermLayout:
         "_ends",
         "_lemma",
         "_lemma_alt",
+        "_lemma_positions",
         "_number",
         "_number_width",
         "_start_s",
         "_start_tens",
         "_starts",
+        "_term_positions",
         "_to_end_s",
         "_to_end_tens",
         "_translit",
+        "_translit_positions",
         "terms",
     )
 
@@ -121,6 +132,9 @@ class TermLayout:
         self._number: list[str] | None = None
         self._number_width: dict[int, tuple[str, int]] | None = None
         self._translit: list[str] | None = None
+        self._term_positions: dict[str, list[int]] | None = None
+        self._lemma_positions: dict[str, list[int]] | None = None
+        self._translit_positions: dict[str, list[int]] | None = None
 
     @property
     def lemma(self) -> list[str]:
@@ -176,18 +190,41 @@ class TermLayout:
             self._translit = [indexed_key(term.text) for term in self.terms]
         return self._translit
 
+    # Where each token is: the matcher looks a pattern's first term up here instead of testing
+    # every position of the utterance (tagging runs every tracker phrase over every utterance).
+    @property
+    def term_positions(self) -> dict[str, list[int]]:
+        if self._term_positions is None:
+            self._term_positions = _positions(term.text for term in self.terms)
+        return self._term_positions
+
+    @property
+    def lemma_positions(self) -> dict[str, list[int]]:
+        """Both lemma fields: a position is listed under its lemma and its second lemma."""
+        if self._lemma_positions is None:
+            self._lemma_positions = _positions(self.lemma, self.lemma_alt)
+        return self._lemma_positions
+
+    @property
+    def translit_positions(self) -> dict[str, list[int]]:
+        if self._translit_positions is None:
+            self._translit_positions = _positions(self.translit)
+        return self._translit_positions
+
     @property
     def start_s(self) -> list[str]:
         if self._start_s is None:
-            self._start_s = [second_token(self._starts[term.first_word]) for term in self.terms]
+            starts = self._starts
+            self._start_s = _second_tokens([starts[term.first_word] for term in self.terms])
         return self._start_s
 
     @property
     def to_end_s(self) -> list[str]:
         if self._to_end_s is None:
-            self._to_end_s = [
-                second_token(self._duration_s - self._ends[term.last_word]) for term in self.terms
-            ]
+            ends, duration_s = self._ends, self._duration_s
+            self._to_end_s = _second_tokens(
+                [duration_s - ends[term.last_word] for term in self.terms]
+            )
         return self._to_end_s
 
     @property
@@ -201,6 +238,57 @@ class TermLayout:
         if self._to_end_tens is None:
             self._to_end_tens = [tens_token(second) for second in self.to_end_s]
         return self._to_end_tens
+
+
+def _positions(*fields: Iterable[str]) -> dict[str, list[int]]:
+    index: dict[str, list[int]] = {}
+    for tokens in fields:
+        for position, token in enumerate(tokens):
+            at = index.setdefault(token, [])
+            if not at or at[-1] != position:
+                at.append(position)
+    return index
+
+
+class CallLayout(list[TermLayout]):
+    """The layouts of a call's utterances, in order, with the set of every term and lemma said
+    anywhere in the call: a tracker phrase whose first term the call never says cannot match
+    any of its utterances, and most calls say most phrases nowhere."""
+
+    def __init__(self, layouts: Iterable[TermLayout]) -> None:
+        super().__init__(layouts)
+        self._terms: set[str] | None = None
+        self._lemmas: set[str] | None = None
+
+    @property
+    def terms(self) -> set[str]:
+        if self._terms is None:
+            self._terms = {term.text for layout in self for term in layout.terms}
+        return self._terms
+
+    @property
+    def lemmas(self) -> set[str]:
+        if self._lemmas is None:
+            self._lemmas = set().union(*(layout.lemma for layout in self))
+            self._lemmas.update(*(layout.lemma_alt for layout in self))
+        return self._lemmas
+
+
+# The last call laid out, and its layout: tagging a call and building its document both need
+# it, one after the other, and making it twice cost a tenth of the loader's time. The call is
+# held, so its id cannot be reused while it is the key; one tuple, so threads see a whole entry.
+_last_laid_out: tuple[Call, CallLayout] | None = None
+
+
+def call_layout(call: Call) -> CallLayout:
+    """The layouts of the call's utterances (made once while it is the last call asked for)."""
+    global _last_laid_out
+    last = _last_laid_out
+    if last is not None and last[0] is call:
+        return last[1]
+    layout = CallLayout(term_layout(u.words, call.duration_s) for u in call.utterances)
+    _last_laid_out = (call, layout)
+    return layout
 
 
 def term_layout(

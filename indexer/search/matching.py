@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
-from indexer.search.layout import TermLayout, second_token, term_layout
+from indexer.search.layout import CallLayout, TermLayout, call_layout, second_token
 from indexer.search.morphology import lemmas
 from indexer.search.numbers import is_number_term
 from indexer.search.query import And, Match, Mode, Near, Node, Not, Pattern, RoleFilter, Window
@@ -57,25 +57,34 @@ def _term_ends(
     return ends
 
 
-def _possible_starts(pattern: Pattern, layout: TermLayout, mode: Mode) -> Sequence[int]:
-    """Positions a match of the pattern may start at: in exact mode a word that is no number
-    starts one only where it is said (the API rebuilds hits for every shown utterance, and this
-    skips testing each of its positions); otherwise every position."""
-    first = pattern.terms[0]
-    if (
-        mode is Mode.EXACT
-        and not (pattern.prefix and pattern.width == 1)
-        and not is_number_term(first)
-    ):
-        return [position for position, term in enumerate(layout.terms) if term.text == first]
-    return range(len(layout.terms))
+def _first_term_positions(pattern: Pattern, layout: TermLayout, mode: Mode) -> Sequence[int]:
+    """The positions where the pattern's first term may be, in order: every position where
+    ``_term_ends`` can find it (and maybe more), looked up in the layout's token indexes."""
+    wanted = pattern.terms[0]
+    if pattern.prefix and pattern.width == 1:
+        return range(len(layout.terms))
+    found: list[list[int]] = []
+    if mode is Mode.FORMS:
+        by_lemma = layout.lemma_positions
+        found += [by_lemma[form] for form in lemmas(wanted) if form in by_lemma]
+    else:
+        if wanted in layout.term_positions:
+            found.append(layout.term_positions[wanted])
+        if mode is Mode.VARIANTS:
+            by_key = layout.translit_positions
+            found += [by_key[key] for key in variant_keys(wanted) if key in by_key]
+    if is_number_term(wanted) and layout.numbers_at:
+        found.append(list(layout.numbers_at))
+    if len(found) <= 1:
+        return found[0] if found else ()
+    return sorted(set().union(*found))
 
 
 def pattern_spans(pattern: Pattern, layout: TermLayout, mode: Mode) -> list[tuple[int, int]]:
     size = len(layout.terms)
     spans: list[tuple[int, int]] = []
-    for start in _possible_starts(pattern, layout, mode):
-        # The first term rules out almost every position: test it alone before the rest.
+    for start in _first_term_positions(pattern, layout, mode):
+        # The first term rules out almost every position: only those it may be at are tried.
         ends = _term_ends(pattern, 0, layout, start, mode)
         for k in range(1, pattern.width):
             ends = [
@@ -165,12 +174,31 @@ def role_allows(match: Match, role: str) -> bool:
     return match.role is RoleFilter.ANY or match.role.value == role
 
 
+def _said_in_call(pattern: Pattern, layout: CallLayout, mode: Mode) -> bool:
+    """False only when the pattern's first term is said nowhere in the call (so no utterance
+    can match); True when that cannot be told from the call's terms and lemmas alone."""
+    wanted = pattern.terms[0]
+    if (pattern.prefix and pattern.width == 1) or mode is Mode.VARIANTS or is_number_term(wanted):
+        return True
+    if mode is Mode.FORMS:
+        return any(form in layout.lemmas for form in lemmas(wanted))
+    return wanted in layout.terms
+
+
+def _may_match(match: Match, layout: CallLayout) -> bool:
+    if isinstance(match.what, Near):
+        return _said_in_call(match.what.left, layout, match.mode) and _said_in_call(
+            match.what.right, layout, match.mode
+        )
+    return _said_in_call(match.what, layout, match.mode)
+
+
 def call_matches(node: Node, call: Call, layouts: Sequence[TermLayout] | None = None) -> bool:
     """Whether the whole call satisfies the query tree (AND/OR/NOT over the call)."""
-    if layouts is None:
-        layouts = [term_layout(u.words, call.duration_s) for u in call.utterances]
+    if not isinstance(layouts, CallLayout):
+        layouts = call_layout(call) if layouts is None else CallLayout(layouts)
     if isinstance(node, Match):
-        return any(
+        return _may_match(node, layouts) and any(
             role_allows(node, utterance.role.value) and occurrences(node, layout)
             for utterance, layout in zip(call.utterances, layouts, strict=True)
         )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from elasticsearch import Elasticsearch
 
 from indexer.index.loader import Tagger
 from indexer.search.compiler import CompiledQuery, utterance_query
-from indexer.search.layout import term_layout
+from indexer.search.layout import call_layout
 from indexer.search.matching import call_matches
 from indexer.search.query import Match, Node, Or, Pattern, matches
 from indexer.search.text import terms_of_text
@@ -57,17 +58,27 @@ def call_query(tracker: TrackerSpec, vocabulary: Vocabulary = EMPTY) -> dict[str
     return CompiledQuery(tracker_tree(tracker, vocabulary)).query
 
 
+@dataclass(frozen=True)
+class TrackerTagger:
+    """The tags of a call: the ids of the trackers it mentions, sorted. A plain object, not a
+    closure, so the loader can send it to its worker processes."""
+
+    trees: tuple[tuple[str, Node], ...]
+
+    def __call__(self, call: Call) -> list[str]:
+        if not self.trees:
+            return []
+        layout = call_layout(call)  # the document of the call is built from it next
+        return sorted(
+            tracker_id for tracker_id, tree in self.trees if call_matches(tree, call, layout)
+        )
+
+
 def tagger(trackers: Sequence[Tracker], vocabulary: Vocabulary = EMPTY) -> Tagger:
     """The tags of a call: the ids of the given trackers it mentions, sorted."""
-    trees = [(tracker.id, tracker_tree(tracker, vocabulary)) for tracker in trackers]
-
-    def tag(call: Call) -> list[str]:
-        if not trees:
-            return []
-        layouts = [term_layout(u.words, call.duration_s) for u in call.utterances]
-        return sorted(tracker_id for tracker_id, tree in trees if call_matches(tree, call, layouts))
-
-    return tag
+    return TrackerTagger(
+        tuple((tracker.id, tracker_tree(tracker, vocabulary)) for tracker in trackers)
+    )
 
 
 def current_tagger(es: Elasticsearch, settings: Settings) -> Tagger:

@@ -11,23 +11,33 @@ import sys
 from pathlib import Path
 
 from builders import make_call
-from elasticsearch import Elasticsearch
+from elasticsearch import Elasticsearch, helpers
 
 from indexer.index.definitions import versioned_index_name
+from indexer.index.deletion import delete_call
+from indexer.index.loader import load_calls
 from indexer.index.store import TranscriptStore
 from indexer.settings import PROJECT_ROOT, Settings
-from indexer.transcript import read_call_file, write_call_file
+from indexer.trackers.changes import create_tracker
+from indexer.trackers.model import TrackerCreate
+from indexer.transcript import SourcedCall, read_call_file, write_call_file
 
 
 def run_loader(
-    settings: Settings, *paths: Path, es_url: str | None = None, store_dir: str | None = None
+    settings: Settings,
+    *paths: Path,
+    es_url: str | None = None,
+    store_dir: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    extra = env or {}
     env = {
         **os.environ,
         "ES_URL": es_url or settings.es_url,
         "EARSHOT_CALLS_ALIAS": settings.calls_alias,
         "EARSHOT_ES_MAX_RETRIES": "0",
         "EARSHOT_STORE_DIR": str(settings.store_dir) if store_dir is None else store_dir,
+        **extra,
     }
     return subprocess.run(
         [sys.executable, "-m", "indexer", "load", "--quiet", *map(str, paths)],
@@ -172,3 +182,46 @@ def test_a_directory_without_transcripts_is_a_warning(
 
     assert f"warning: {empty}: no transcript files" in result.stderr
     assert "1 warnings" in result.stderr
+
+
+def test_worker_processes_load_what_the_loader_process_loads(
+    es: Elasticsearch, settings: Settings, tmp_path: Path
+) -> None:
+    """``load_workers`` 2 (worker processes build batches ahead of the sends) and 1 (the CLI
+    builds in its own process) give the same index, store and failures, in the same order."""
+    create_tracker(es, settings, TrackerCreate(id="price", name="Price", phrases=["cost"]))
+    lines = [make_call(f"w-{i:02d}", [("client", f"what does {i} cost")]).model_dump_json()
+             for i in range(23)]  # fmt: skip
+    lines.insert(5, "{oops")
+    deleted = make_call("w-gone", [("client", "bye")])
+    lines.insert(11, deleted.model_dump_json())
+    (tmp_path / "calls.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    load_calls(es, settings, [SourcedCall("t", deleted)], tag=lambda call: [])
+    delete_call(es, settings, "w-gone")
+    outcomes = {}
+    for workers in (2, 1):
+        # One alias for both: the second load replaces the first's calls, never doubles them.
+        env = {"EARSHOT_LOAD_WORKERS": str(workers), "EARSHOT_BULK_CHUNK_SIZE": "4"}
+        result = run_loader(settings, tmp_path / "calls.jsonl", env=env)
+        assert result.returncode == 1
+        store = TranscriptStore.of(settings)
+        assert store is not None
+        es.indices.refresh(index=settings.calls_alias)
+        documents = {
+            hit["_id"]: hit["_source"]
+            for hit in helpers.scan(
+                es, index=settings.calls_alias, query={"query": {"match_all": {}}}
+            )
+        }
+        stored = {call_id: store.path(call_id).read_bytes() for call_id in store.call_ids()}
+        outcomes[workers] = (result.stderr, documents, stored)
+        for call_id in store.call_ids():
+            store.remove(call_id)
+
+    assert outcomes[2] == outcomes[1]
+    errors, documents, stored = outcomes[2]
+    assert f"{tmp_path / 'calls.jsonl'}:6: (line): not valid JSON" in errors
+    assert "call w-gone was deleted on" in errors
+    assert "loaded 23, failed 2" in errors
+    assert sorted(documents) == sorted(stored) == [f"w-{i:02d}" for i in range(23)]
+    assert all(document["trackers"] == ["price"] for document in documents.values())

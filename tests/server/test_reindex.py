@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from builders import load_through_loader, make_call, tracker_write
-from elasticsearch import Elasticsearch
+from elasticsearch import Elasticsearch, helpers
 from fastapi.testclient import TestClient
 
 from api.main import create_app
@@ -428,3 +428,46 @@ def test_the_cli_says_why_and_exits_1(es: Elasticsearch, settings: Settings) -> 
 def test_derived_fields_are_not_read_back() -> None:
     # Guards the assumption reindex from documents relies on: derived fields are recomputed.
     assert set(DERIVED_FIELDS) <= set(call_document(CALLS[0]))
+
+
+def _sources(es: Elasticsearch, index: str) -> dict[str, Any]:
+    es.indices.refresh(index=index)
+    return {hit["_id"]: hit["_source"] for hit in helpers.scan(es, index=index)}
+
+
+@pytest.mark.parametrize("source", [Source.STORE, Source.INDEX])
+def test_worker_processes_rebuild_what_the_reindex_process_builds(
+    es: Elasticsearch, settings: Settings, source: Source
+) -> None:
+    """With batches of 2 the 5 calls are 3 batches: built by 2 worker processes, the new
+    version holds the same documents as one built in the reindex's own process."""
+    small = settings.model_copy(update={"bulk_chunk_size": 2})
+    load(es, small, CALLS)
+    built = {}
+    for workers in (1, 2):
+        result = reindex(
+            es,
+            small.model_copy(update={"load_workers": workers}),
+            source=source,
+            tag=current_tagger(es, small),
+        )
+        assert result.documents == len(CALLS)
+        built[workers] = _sources(es, result.target)
+
+    assert built[2] == built[1]
+    assert sorted(built[2]) == [call.call_id for call in CALLS]
+
+
+def test_a_call_breaking_the_contract_fails_a_build_in_worker_processes(
+    es: Elasticsearch, settings: Settings
+) -> None:
+    broken = call_document(CALLS[0])
+    broken["call_id"] = "broken"
+    broken["utterances"][0]["role"] = "boss"
+    old = make_old_index(es, settings, [call_document(call) for call in CALLS[1:]] + [broken])
+    in_workers = settings.model_copy(update={"bulk_chunk_size": 2, "load_workers": 2})
+
+    with pytest.raises(ReindexError, match=r"call broken in .* does not match the transcript"):
+        reindex(es, in_workers, tag=current_tagger(es, settings))
+
+    assert_untouched(es, settings, old)

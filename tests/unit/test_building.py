@@ -1,0 +1,98 @@
+"""Building documents in worker processes (indexer.index.building): the same bytes, the same
+failures, in the same order as building them in the loader's own process; and the cases that
+must stay in that process."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+from builders import make_call
+
+from bench.corpus import BENCH_TRACKERS
+from indexer.index.building import (
+    Builder,
+    Built,
+    RawTranscript,
+    Tagger,
+    can_build_in_workers,
+    raw_pool,
+)
+from indexer.index.documents import call_document
+from indexer.settings import PROJECT_ROOT, Settings
+from indexer.trackers.model import Tracker
+from indexer.trackers.tagging import tagger
+from indexer.transcript import encode_call_file, parse_call
+
+SAMPLES = PROJECT_ROOT / "samples" / "calls"
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def bench_tagger() -> Tagger:
+    return tagger([Tracker(**spec, created_at=NOW, updated_at=NOW) for spec in BENCH_TRACKERS])
+
+
+def raw_lines() -> list[RawTranscript]:
+    """The sample calls as JSON Lines, generated calls that the trackers tag, and bad lines."""
+    lines = [
+        json.dumps(json.loads(path.read_text("utf-8"))) for path in sorted(SAMPLES.glob("*.json"))
+    ]
+    lines += [
+        make_call(
+            f"gen-{i}", [("manager", f"call {i} со скидкой"), ("client", "that is too expensive")]
+        ).model_dump_json()
+        for i in range(6)
+    ]
+    wrong_role = json.loads(lines[0])
+    wrong_role["utterances"][0]["role"] = "boss"
+    lines.insert(3, "{oops")
+    lines.insert(9, json.dumps(wrong_role))
+    return [
+        RawTranscript(f"calls.jsonl:{n}", line=line.encode()) for n, line in enumerate(lines, 1)
+    ]
+
+
+def test_workers_build_the_same_bytes_and_failures_in_order(tmp_path: Path) -> None:
+    builder = Builder(Settings(store_dir=tmp_path), bench_tagger())
+    raws = raw_lines()
+    here = [builder.build_raw(raw) for raw in raws]
+    batches = [raws[i : i + 4] for i in range(0, len(raws), 4)]
+
+    assert can_build_in_workers(builder)
+    with raw_pool(builder, workers=2) as pool:
+        built = list(pool.build(batches))
+
+    assert [batch for batch, _ in built] == batches
+    assert [outcome for _, outcomes in built for outcome in outcomes] == here
+    failures = [outcome for outcome in here if isinstance(outcome, str)]
+    assert failures[0].startswith("calls.jsonl:4: (line): not valid JSON")
+    assert failures[1].startswith("calls.jsonl:10: utterances.0.role:")
+    assert len(failures) == 2
+    tagged = [o for o in here if isinstance(o, Built) and o.call_id.startswith("gen-")]
+    assert tagged
+    assert all(orjson.loads(o.document)["trackers"] == ["discount", "pricing"] for o in tagged)
+
+
+def test_a_built_call_is_its_document_and_its_store_file(tmp_path: Path) -> None:
+    tag = bench_tagger()
+    builder = Builder(Settings(store_dir=tmp_path), tag)
+    for raw in raw_lines():
+        outcome = builder.build_raw(raw)
+        if isinstance(outcome, str):
+            continue
+        assert raw.line is not None
+        call = parse_call(json.loads(raw.line), raw.source)
+        assert orjson.loads(outcome.document) == call_document(call, tag(call))
+        assert outcome.stored == encode_call_file(call, compressed=True)
+        assert outcome.original is None  # no redaction policy: the store holds the original
+
+
+def test_what_cannot_go_to_a_worker_is_built_in_the_loader(tmp_path: Path) -> None:
+    bleep = Settings(redaction="bleep", redaction_audio_dir=tmp_path)
+    assert not can_build_in_workers(Builder(Settings(), lambda call: []))
+    assert not can_build_in_workers(Builder(bleep, tagger([])))
+    assert can_build_in_workers(Builder(Settings(redaction="mask"), tagger([])))
+    pickle.loads(pickle.dumps(bench_tagger()))
