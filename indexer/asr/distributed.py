@@ -4,12 +4,14 @@ The driver (the process that runs the command) does everything but recognition, 
 the single-process path does it (``pipeline.run_batch``): probing, metadata, the ledger, and
 writing every transcript. Only the jobs a run still needs go to the cluster, to a pool of
 actors that each load the model once (one CPU each, or a share of a GPU on GPU nodes) and
-decode and transcribe one recording per call. So a re-run skips what the ledger says is done,
+decode and transcribe one decoding group (``pipeline.decoding_groups``: the same groups as in
+one process, so the same transcripts) per call. So a re-run skips what the ledger says is done,
 and a transcript is written once, by the one process that owns the output folder.
 
 A worker process that dies mid-job (killed, out of memory, its node gone) is restarted by Ray
-and its unfinished calls are sent again (``max_restarts`` / ``max_task_retries``); a recording
-that kills its worker every time fails alone after the retries, with a line that says so.
+and its unfinished calls are sent again (``max_restarts`` / ``max_task_retries``); a group
+whose worker died every time is sent again one recording per call, so a recording that kills
+its worker every time fails alone after the retries, with a line that says so.
 Recordings must be readable at the same path on every node (a shared folder), and the model
 directory must exist at the same path on every node (docs/asr.md, "A Ray cluster").
 """
@@ -25,7 +27,7 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
-from indexer.asr.pipeline import Job, Outcome, Transcriber, transcribe_job
+from indexer.asr.pipeline import Job, Outcome, Transcriber, decoding_groups, transcribe_jobs
 from indexer.errors import AsrModelError
 from indexer.settings import Settings
 
@@ -84,8 +86,8 @@ class _Recognizer:
     def ready(self) -> str | None:
         return self.error
 
-    def transcribe(self, job: Job) -> Outcome:
-        return transcribe_job(self._loaded, job)
+    def transcribe(self, jobs: list[Job]) -> list[Outcome]:
+        return transcribe_jobs(self._loaded, jobs)
 
     def _loaded(self) -> Transcriber:
         if self.transcriber is None:
@@ -170,37 +172,45 @@ class RayRunner:
         if not jobs:
             return
         self.start()
-        waiting = deque(jobs)
-        running: dict[Any, tuple[Job, int]] = {}  # ObjectRef → (job, index of its worker)
+        waiting = deque(decoding_groups(jobs, self.settings.asr_group_s))
+        running: dict[Any, tuple[list[Job], int]] = {}  # ObjectRef → (group, its worker)
         load = dict.fromkeys(range(len(self._actors)), 0)  # calls sent, by live worker
 
         def fill() -> None:
             for index in list(load):
                 while waiting and load[index] <= QUEUED_PER_WORKER:
-                    job = waiting.popleft()
-                    running[self._actors[index].transcribe.remote(job)] = (job, index)
+                    group = waiting.popleft()
+                    running[self._actors[index].transcribe.remote(group)] = (group, index)
                     load[index] += 1
 
         fill()
         while running:
             [ref], _ = ray.wait(list(running), num_returns=1)
-            job, index = running.pop(ref)
-            outcome: Outcome
+            group, index = running.pop(ref)
+            outcomes: list[Outcome]
             try:
-                outcome = ray.get(ref)
+                outcomes = ray.get(ref)
             except RayActorError as exc:
                 load.pop(index, None)  # restarted WORKER_RESTARTS times already: gone for good
-                outcome = (
-                    f"{job.probe.path}: its Ray worker died {WORKER_RESTARTS + 1} times "
+                if len(group) > 1:  # which recording killed it? each alone, on the others
+                    waiting.extendleft([job] for job in reversed(group))
+                    fill()
+                    continue
+                outcomes = [
+                    f"{group[0].probe.path}: its Ray worker died {WORKER_RESTARTS + 1} times "
                     f"while transcribing it ({type(exc).__name__})"
-                )
+                ]
             except RayTaskError as exc:
                 if isinstance(exc.cause, AsrModelError):
                     raise exc.cause from None
-                outcome = f"{job.probe.path}: unexpected {type(exc.cause).__name__}: {exc.cause}"
+                outcomes = [
+                    f"{job.probe.path}: unexpected {type(exc.cause).__name__}: {exc.cause}"
+                    for job in group
+                ]
             if index in load:
                 load[index] -= 1
-            yield job, outcome
+            yield from zip(group, outcomes, strict=True)
             fill()
-        for job in waiting:  # every worker is gone for good
-            yield job, f"{job.probe.path}: not transcribed, no Ray worker is left"
+        for group in waiting:  # every worker is gone for good
+            for job in group:
+                yield job, f"{job.probe.path}: not transcribed, no Ray worker is left"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,6 +43,11 @@ SPEECH_PAD_S = 0.4
 VAD_STEP_S = 2.5
 # Silero: a pause this long ends a region (faster-whisper's batched mode uses the same).
 SILERO_MIN_SILENCE_MS = 160
+# A source that shared windows with others is decoded again alone when at least UNHEARD_S of
+# its speech lies later than HEARD_SLACK_S after its last recognised word in a window
+# (``packing.unheard_sources``): long enough for a word, beyond a word time's usual error.
+UNHEARD_S = 0.5
+HEARD_SLACK_S = 1.0
 
 
 def resolve_device(device: Device) -> Literal["cpu", "cuda"]:
@@ -80,6 +86,9 @@ class Engine:
         self.chunk_s = chunk_s
         self.beam_size = beam_size
         self.vad = vad
+        # What cross-file packing did in this process (scripts/bench-asr reports it).
+        self.windows_decoded = 0
+        self.sources_redone = 0
 
     @classmethod
     def load(
@@ -158,16 +167,40 @@ class Engine:
         """Fallback path: packed speech decoded in batches with Whisper word timestamps.
         ``hotwords`` (the company vocabulary's terms) are put before each window's decoding,
         where they make the model likelier to write those words as spelled there."""
-        if not regions:
-            return []
-        plan = packing.plan(
-            [(r.start, r.end) for r in regions],
-            len(samples) / SAMPLE_RATE,
-            SPEECH_PAD_S,
-            self.chunk_s,
-        )
+        return self.recognize_words_of([(samples, regions)], language, hotwords)[0]
+
+    def recognize_words_of(
+        self,
+        sources: Sequence[tuple[Samples, list[Chunk]]],
+        language: str,
+        hotwords: str | None = None,
+        shared: bool = True,
+    ) -> list[list[RecognizedSegment]]:
+        """``recognize_words`` for several sources (channels of one or more recordings, all in
+        ``language``) at once: their speech shares windows (``packing.combine``), so short
+        calls fill windows together; each source gets its own segments, in its own times.
+
+        Each window is decoded on its own (no conditioning on previous text), so a source's
+        words depend on its neighbours only within the windows they share. A source whose
+        speech the shared decode left out (``packing.unheard_sources``) is decoded again in
+        windows of its own (``shared`` False: every source so), and those words stand."""
+        found: list[list[RecognizedSegment]] = [[] for _ in sources]
+        plans = [
+            packing.plan(
+                [(r.start, r.end) for r in regions],
+                len(samples) / SAMPLE_RATE,
+                SPEECH_PAD_S,
+                self.chunk_s,
+            )
+            for samples, regions in sources
+        ]
+        plan = packing.combine(plans, self.chunk_s, shared)
+        if not plan.windows:
+            return found
+        self.windows_decoded += len(plan.windows)
+        audio = [samples for samples, _ in sources]
         segments, _ = self._batched.transcribe(
-            packing.packed_audio(samples, plan),
+            packing.packed_audio(audio, plan),
             language=language,
             task="transcribe",
             batch_size=self.batch_size,
@@ -178,18 +211,36 @@ class Engine:
             clip_timestamps=[{"start": start, "end": end} for start, end in plan.windows],
             hotwords=hotwords,
         )
-        recognized = []
+        heard: list[tuple[float, float]] = []  # every word, in packed time
         for segment in segments:
-            words = []
+            # A window holding several sources gives one segment: its words go to their own.
+            by_source: dict[int, list[TimedWord]] = {}
             for w in segment.words or []:
-                start, end = plan.word_interval(samples, float(w.start), float(w.end))
-                words.append(TimedWord(w.word, start, end, float(w.probability)))
-            if words:
-                bounds = (words[0].start or 0.0, max(w.end or 0.0 for w in words))
-            else:
+                heard.append((float(w.start), float(w.end)))
+                source, start, end = plan.place_word(audio, float(w.start), float(w.end))
+                by_source.setdefault(source, []).append(
+                    TimedWord(w.word, start, end, float(w.probability))
+                )
+            if not by_source:
+                middle = (float(segment.start) + float(segment.end)) / 2
+                source = plan.spans[plan.span_at(middle)].source
                 bounds = plan.interval(float(segment.start), float(segment.end))
-            recognized.append(RecognizedSegment(*bounds, segment.text, tuple(words)))
-        return recognized
+                found[source].append(RecognizedSegment(*bounds, segment.text))
+                continue
+            for source, words in by_source.items():
+                text = segment.text if len(by_source) == 1 else "".join(w.text for w in words)
+                bounds = (words[0].start or 0.0, max(w.end or 0.0 for w in words))
+                found[source].append(RecognizedSegment(*bounds, text, tuple(words)))
+        if shared and len(sources) > 1:
+            redo = sorted(packing.unheard_sources(plan, heard, UNHEARD_S, HEARD_SLACK_S))
+            if redo:
+                self.sources_redone += len(redo)
+                again = self.recognize_words_of(
+                    [sources[n] for n in redo], language, hotwords, shared=False
+                )
+                for n, segments_alone in zip(redo, again, strict=True):
+                    found[n] = segments_alone
+        return found
 
     def recognize_text(self, samples: Samples, language: str) -> list[RecognizedSegment]:
         """Aligned path: WhisperX's own batched transcription (segment text, no word times)."""

@@ -17,13 +17,19 @@ the sound begins before the region that follows (``onset``).
 
 This is what faster-whisper's own VAD mode does (``collect_chunks`` with
 ``SpeechTimestampsMap``), with WhisperX's pyannote regions and a margin around each region.
+
+Several channels — of one recording or of several short ones — share windows the same way
+(``combine``): their spans are laid end to end in one packed signal, each span remembering its
+*source* (which channel of which recording), and windows are cut at span boundaries as for
+one channel. A short call then costs its speech, not a whole window of its own.
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -39,6 +45,7 @@ class Span:
     packed_start: float  # seconds in the packed signal
     # The VAD's speech regions inside the span (the rest is margin); empty: all of it is speech.
     speech: tuple[tuple[float, float], ...] = ()
+    source: int = 0  # whose recording (``combine``): the index of its channel among the sources
 
     @property
     def length(self) -> float:
@@ -70,7 +77,20 @@ class Packing:
         """``interval``, with a start that fell in non-speech (a margin, or the pause between
         two regions of one span) moved to where the sound begins before the next region (never
         past that region's start, nor past the word's end)."""
+        return self._word_interval(self.span_at((start + end) / 2), samples, start, end)
+
+    def place_word(
+        self, sources: Sequence[Samples], start: float, end: float
+    ) -> tuple[int, float, float]:
+        """A packed [start, end] (a word) of a ``combine``d packing: the source it belongs to
+        (its midpoint's span's) and its ``word_interval`` in that source's recording."""
         index = self.span_at((start + end) / 2)
+        source = self.spans[index].source
+        return (source, *self._word_interval(index, sources[source], start, end))
+
+    def _word_interval(
+        self, index: int, samples: Samples, start: float, end: float
+    ) -> tuple[float, float]:
         first, last = self.to_recording(start, index), self.to_recording(end, index)
         previous_end = self.spans[index].start
         for region_start, region_end in self.spans[index].speech:
@@ -105,31 +125,102 @@ def plan(
                 continue
             start = previous_end  # would outgrow a window: touch, but do not overlap
         spans.extend((a, b, [region]) for a, b in _split(start, end, window))
+    placed = [
+        Span(
+            start / SAMPLE_RATE,
+            end / SAMPLE_RATE,
+            0.0,
+            tuple(
+                (max(a, start) / SAMPLE_RATE, min(b, end) / SAMPLE_RATE)
+                for a, b in speech
+                if min(b, end) > max(a, start)
+            ),
+        )
+        for start, end, speech in spans
+        if end > start
+    ]
+    return _laid_out(placed, window, shared=False)
+
+
+def combine(packings: Sequence[Packing], window_s: float, shared: bool = True) -> Packing:
+    """Several sources' spans in one packed signal, windows cut at span boundaries only.
+
+    Source ``i`` is ``packings[i]`` (each from ``plan``, on its own recording); its spans keep
+    their order and recording times and say ``source = i``. A window never splits a span, so
+    a word is in one source's speech, and every source's spans come before the next source's.
+    ``shared`` False: a window also ends where a source does (each source's own windows, as
+    ``plan`` cuts them, decoded in one batch).
+    """
+    spans = [replace(s, source=i) for i, packing in enumerate(packings) for s in packing.spans]
+    return _laid_out(spans, _n(window_s), shared)
+
+
+def unheard_sources(
+    packing: Packing, words: Sequence[tuple[float, float]], least_s: float, slack_s: float
+) -> set[int]:
+    """Sources of ``combine``d windows whose speech the recogniser left out.
+
+    Whisper may end a window's text early when unrelated recordings share it (seen on the
+    real recordings: a second call's words all missing). ``words`` are the recognised words'
+    packed [start, end]; a source that shares a window with another and has at least
+    ``least_s`` of the VAD's speech in it later than ``slack_s`` after its last word there
+    (or none of its words at all) counts as unheard, to be recognised again on its own."""
+    starts = [start for start, _ in packing.windows]
+
+    def window_of(packed_s: float) -> int:
+        return max(0, bisect.bisect_right(starts, packed_s) - 1)
+
+    heard: dict[tuple[int, int], float] = {}  # (window, source) → end of its last word
+    for start, end in words:
+        middle = (start + end) / 2
+        key = (window_of(middle), packing.spans[packing.span_at(middle)].source)
+        heard[key] = max(heard.get(key, end), end)
+    sharing: dict[int, set[int]] = {}
+    for span in packing.spans:
+        sharing.setdefault(window_of(span.packed_start), set()).add(span.source)
+    missed: dict[tuple[int, int], float] = {}
+    for span in packing.spans:
+        window = window_of(span.packed_start)
+        if len(sharing[window]) < 2:
+            continue  # alone in its window: decoding it again would give the same
+        key = (window, span.source)
+        after = heard.get(key, -math.inf) + slack_s
+        for start, end in span.speech or ((span.start, span.end),):
+            packed_end = span.packed_start + end - span.start
+            packed_start = span.packed_start + start - span.start
+            missed[key] = missed.get(key, 0.0) + max(0.0, packed_end - max(packed_start, after))
+    return {source for (_, source), seconds in missed.items() if seconds >= least_s}
+
+
+def _laid_out(spans: Sequence[Span], window: int, shared: bool = True) -> Packing:
+    """``spans`` end to end from packed time 0, and windows of at most ``window`` samples cut
+    at span boundaries (a span longer than a window is one window of its own); not
+    ``shared``: also where the source changes."""
     placed: list[Span] = []
     windows: list[tuple[float, float]] = []
     cursor = window_start = 0
-    for start, end, speech in spans:
-        if end <= start:
-            continue
-        if cursor + (end - start) - window_start > window:
+    for n, span in enumerate(spans):
+        length = _n(span.length)
+        full = cursor + length - window_start > window
+        other = not shared and n > 0 and spans[n - 1].source != span.source
+        if (full or other) and cursor > window_start:
             windows.append((window_start / SAMPLE_RATE, cursor / SAMPLE_RATE))
             window_start = cursor
-        inside = tuple(
-            (max(a, start) / SAMPLE_RATE, min(b, end) / SAMPLE_RATE)
-            for a, b in speech
-            if min(b, end) > max(a, start)
-        )
-        placed.append(Span(start / SAMPLE_RATE, end / SAMPLE_RATE, cursor / SAMPLE_RATE, inside))
-        cursor += end - start
+        placed.append(replace(span, packed_start=cursor / SAMPLE_RATE))
+        cursor += length
     if cursor > window_start:
         windows.append((window_start / SAMPLE_RATE, cursor / SAMPLE_RATE))
     return Packing(tuple(placed), tuple(windows))
 
 
-def packed_audio(samples: Samples, packing: Packing) -> Samples:
-    """The spans' samples joined end to end (what ``packing.windows`` index into)."""
+def packed_audio(samples: Samples | Sequence[Samples], packing: Packing) -> Samples:
+    """The spans' samples joined end to end (what ``packing.windows`` index into): of one
+    recording, or of each span's source among ``samples`` for a ``combine``d packing."""
+    sources = [samples] if isinstance(samples, np.ndarray) else samples
     parts = [
-        samples[round(s.start * SAMPLE_RATE) : round(s.start * SAMPLE_RATE) + _n(s.length)]
+        sources[s.source][
+            round(s.start * SAMPLE_RATE) : round(s.start * SAMPLE_RATE) + _n(s.length)
+        ]
         for s in packing.spans
     ]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)

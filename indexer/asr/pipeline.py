@@ -8,7 +8,9 @@ diarization, words → speakers by time, speakers → roles by the manager's voi
 allowed, greeting phrases, else ``unknown`` with the reason) → utterances split at speaker
 changes and pauses, merged in time order.
 
-A batch never stops for one bad file: every failure becomes one line naming the file.
+A batch decodes consecutive recordings together (``decoding_groups``, ``asr_group_s``): their
+speech shares Whisper windows, so short calls do not each pay for a whole window. A batch never
+stops for one bad file: every failure becomes one line naming the file.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from tqdm import tqdm
@@ -90,6 +93,31 @@ LOW_LANGUAGE_CONFIDENCE = 0.5
 # party each: transcribing both would give every word twice, once per role. Telephony echo of
 # the other party is delayed and faint, far below this.
 SAME_AUDIO_CORRELATION = 0.98
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A recording ready for recognition (``Transcriber.prepare``): what ``finish`` needs."""
+
+    audio: DecodedAudio
+    meta: ResolvedMetadata
+    channels: tuple[Samples, ...]  # those transcribed: one for mono and same-audio stereo
+    chunks: list[list[Chunk]]  # speech regions, per channel
+    language: str
+    aligned: bool  # wav2vec2 alignment for this language, else Whisper word timestamps
+    warnings: list[str]
+
+
+def _words_of(segments: Sequence[RecognizedSegment]) -> list[Word]:
+    """Contract words of a channel's segments: pieces joined, untimed words placed."""
+    words: list[Word] = []
+    for segment in segments:
+        raw = merge_tokens(segment.words) or [
+            TimedWord(t, None, None) for t in segment.text.split()
+        ]
+        words.extend(fill_untimed(raw, segment.start, segment.end))
+    return words
 
 
 class Transcriber:
@@ -156,6 +184,15 @@ class Transcriber:
         )
 
     def transcribe(self, audio: DecodedAudio, meta: ResolvedMetadata) -> Call:
+        """One recording, alone: ``prepare``, ``recognize``, ``finish``."""
+        prepared = self.prepare(audio, meta)
+        if isinstance(prepared, Call):
+            return prepared
+        return self.finish(prepared, self.recognize([prepared])[0])
+
+    def prepare(self, audio: DecodedAudio, meta: ResolvedMetadata) -> Prepared | Call:
+        """Everything before the words: the channels to transcribe, their speech regions and
+        the language; a transcript at once when there is nothing to recognise."""
         warnings = list(audio.warnings)
         if audio.duration_s < self.settings.asr_min_audio_s:
             warnings.append(
@@ -179,14 +216,51 @@ class Transcriber:
             )
         language = meta.language or self._detect_language(channels, chunks, warnings)
         aligned = self.aligner is not None and self.aligner.supports(language)
-        tracks = [
-            self._words(samples, channel_chunks, language, aligned)
-            for samples, channel_chunks in zip(channels, chunks, strict=True)
-        ]
+        return Prepared(audio, meta, tuple(channels), chunks, language, aligned, warnings)
+
+    def recognize(self, prepared: Sequence[Prepared]) -> list[list[list[Word]]]:
+        """The words of every channel of every recording (``[recording][channel]``).
+
+        Recordings on the Whisper-timestamp path that share a language (so also the hotwords
+        offered) are decoded together, their channels' speech packed into shared windows
+        (``asr_group_s`` 0: every channel in windows of its own, as before cross-file
+        batching); the aligned path goes recording by recording (WhisperX's own chunks, then
+        wav2vec2)."""
+        tracks: list[list[list[Word]]] = [[] for _ in prepared]
+        together: dict[str, list[int]] = {}
+        for n, item in enumerate(prepared):
+            if item.aligned:
+                tracks[n] = [
+                    self._aligned_words(samples, channel_chunks, item.language)
+                    for samples, channel_chunks in zip(item.channels, item.chunks, strict=True)
+                ]
+            else:
+                together.setdefault(item.language, []).append(n)
+        for language, members in together.items():
+            sources = [
+                (samples, channel_chunks)
+                for n in members
+                for samples, channel_chunks in zip(
+                    prepared[n].channels, prepared[n].chunks, strict=True
+                )
+            ]
+            hotwords = hotwords_for(self.hotwords, language)
+            shared = self.settings.asr_group_s > 0
+            found = iter(self.engine.recognize_words_of(sources, language, hotwords, shared))
+            for n in members:
+                tracks[n] = [_words_of(next(found)) for _ in prepared[n].channels]
+        return tracks
+
+    def finish(self, prepared: Prepared, tracks: list[list[Word]]) -> Call:
+        """The transcript of a prepared recording from its channels' words: roles, then
+        utterances."""
+        audio, meta, warnings = prepared.audio, prepared.meta, list(prepared.warnings)
         decision: RoleDecision | None = None
         speakers: list[SpeakerInfo] = []
         if len(tracks) == 1:
-            utterances, decision, speakers = self._mono(channels[0], tracks[0], meta, warnings)
+            utterances, decision, speakers = self._mono(
+                prepared.channels[0], tracks[0], meta, warnings
+            )
         else:
             roles = channel_roles(len(tracks), meta.channels)
             utterances = merge_in_time_order(
@@ -197,8 +271,9 @@ class Transcriber:
                 for c, words in enumerate(tracks)
             )
         return self._call(
-            audio, meta, language, utterances, warnings, aligned, len(tracks), decision, speakers
-        )
+            audio, meta, prepared.language, utterances, warnings, prepared.aligned,
+            len(tracks), decision, speakers,
+        )  # fmt: skip
 
     def _detect_language(
         self, channels: Sequence[Samples], chunks: list[list[Chunk]], warnings: list[str]
@@ -214,28 +289,13 @@ class Transcriber:
             )
         return language
 
-    def _words(
-        self, samples: Samples, chunks: list[Chunk], language: str, aligned: bool
-    ) -> list[Word]:
+    def _aligned_words(self, samples: Samples, chunks: list[Chunk], language: str) -> list[Word]:
         if not chunks:
             return []
-        segments: list[RecognizedSegment]
-        if aligned:
-            assert self.aligner is not None
-            segments = self.aligner.align(
-                self.engine.recognize_text(samples, language), samples, language
-            )
-        else:
-            segments = self.engine.recognize_words(
-                samples, chunks, language, hotwords_for(self.hotwords, language)
-            )
-        words: list[Word] = []
-        for segment in segments:
-            raw = merge_tokens(segment.words) or [
-                TimedWord(t, None, None) for t in segment.text.split()
-            ]
-            words.extend(fill_untimed(raw, segment.start, segment.end))
-        return words
+        assert self.aligner is not None
+        return _words_of(
+            self.aligner.align(self.engine.recognize_text(samples, language), samples, language)
+        )
 
     def _mono(
         self, samples: Samples, words: list[Word], meta: ResolvedMetadata, warnings: list[str]
@@ -408,12 +468,17 @@ class BatchSummary:
         )
 
 
+# Settings left out of the ledger key: they change how fast, not what a transcript says
+# (asr_group_s moves where windows are cut, within the tolerance docs/asr.md measures).
+SPEED_ONLY = {"asr_batch_size", "asr_threads", "asr_group_s"}
+
+
 def settings_fingerprint(settings: Settings) -> dict[str, Any]:
     """The settings that change what a transcript says: a change redoes finished files."""
     shaping = {"align_model_dir", "diarization_model_dir"} | {
         name for name in Settings.model_fields if name.startswith("asr_")
     }
-    return settings.model_dump(mode="json", include=shaping - {"asr_batch_size", "asr_threads"})
+    return settings.model_dump(mode="json", include=shaping - SPEED_ONLY)
 
 
 def hotwords_for(hotwords: Mapping[str, str], language: str) -> str | None:
@@ -459,21 +524,18 @@ class Job:
 # A transcript, or the one line that says why this recording has none ("<file>: <reason>").
 Outcome = Call | str
 # Transcribes jobs, yielding each job once with its outcome, in any order. An unusable model is
-# raised (``AsrModelError``), not yielded per job. The default runs them here, one by one;
-# ``indexer.asr.distributed`` runs them on a Ray cluster.
+# raised (``AsrModelError``), not yielded per job. The default runs them here, group after
+# group (``decoding_groups``); ``indexer.asr.distributed`` runs the groups on a Ray cluster.
 JobRunner = Callable[[Sequence[Job]], Iterator[tuple[Job, Outcome]]]
 
 
-def transcribe_job(transcriber: Callable[[], Transcriber], job: Job) -> Outcome:
-    """Decode and transcribe one recording; a bad recording becomes its failure line.
-
-    The recording is decoded before ``transcriber`` is asked for the model, so a recording
-    refused for itself (too long, unreadable) never costs a model load."""
+def _attempt(job: Job, work: Callable[[], T]) -> T | str:
+    """``work()`` for one recording, or the line that says why it failed. An unusable model
+    is raised: no recording can be transcribed, the caller exits 2, not N failures."""
     try:
-        audio = decode(job.probe, job.max_audio_s)
-        return transcriber().transcribe(audio, job.meta)
+        return work()
     except AsrModelError:
-        raise  # no recording can be transcribed: the caller exits 2, not N failures
+        raise
     except EarshotError as exc:
         return str(exc)
     except Exception as exc:
@@ -482,9 +544,64 @@ def transcribe_job(transcriber: Callable[[], Transcriber], job: Job) -> Outcome:
         return f"{job.probe.path}: unexpected {type(exc).__name__}: {exc}"
 
 
-def in_this_process(make_transcriber: Callable[[], Transcriber]) -> JobRunner:
-    """The default runner: jobs one by one; the model is loaded when the first recording that
-    decodes needs it, once."""
+def decoding_groups(jobs: Sequence[Job], group_s: float) -> list[list[Job]]:
+    """The jobs in order, cut into groups decoded together (``transcribe_jobs``): each group
+    as few consecutive jobs as reach ``group_s`` seconds of recording (a longer recording is
+    a group of its own); ``group_s`` 0: every job alone."""
+    groups: list[list[Job]] = []
+    held = group_s  # seconds in the last group: full, so the first job opens one
+    for job in jobs:
+        if held >= group_s:
+            groups.append([])
+            held = 0.0
+        groups[-1].append(job)
+        held += job.probe.duration_s or 0.0
+    return groups
+
+
+def transcribe_jobs(transcriber: Callable[[], Transcriber], jobs: Sequence[Job]) -> list[Outcome]:
+    """Decode and transcribe recordings together, one outcome per job, in order.
+
+    Their speech is recognised in shared windows (``Transcriber.recognize``), everything else
+    per recording. A bad recording becomes its failure line and the others go on; should the
+    shared recognition itself fail, each recording is recognised alone, so only the one it
+    fails on fails. Each recording is decoded before ``transcriber`` is asked for the model,
+    so a recording refused for itself (too long, unreadable) never costs a model load."""
+    outcomes: dict[int, Outcome] = {}
+    prepared: dict[int, Prepared] = {}
+
+    def prepare(job: Job) -> Prepared | Call:
+        audio = decode(job.probe, job.max_audio_s)
+        return transcriber().prepare(audio, job.meta)
+
+    for n, job in enumerate(jobs):
+        result = _attempt(job, partial(prepare, job))
+        if isinstance(result, Prepared):
+            prepared[n] = result
+        else:
+            outcomes[n] = result
+    tracks: dict[int, list[list[Word]]] = {}
+    if len(prepared) > 1:
+        try:
+            tracks = dict(zip(prepared, transcriber().recognize([*prepared.values()]), strict=True))
+        except AsrModelError:
+            raise
+        except Exception:
+            tracks = {}  # each recording alone below: only the one it fails on fails
+    for n, item in prepared.items():
+        if n not in tracks:
+            alone = _attempt(jobs[n], partial(transcriber().recognize, [item]))
+            if isinstance(alone, str):
+                outcomes[n] = alone
+                continue
+            tracks[n] = alone[0]
+        outcomes[n] = _attempt(jobs[n], partial(transcriber().finish, item, tracks[n]))
+    return [outcomes[n] for n in range(len(jobs))]
+
+
+def in_this_process(make_transcriber: Callable[[], Transcriber], group_s: float = 0.0) -> JobRunner:
+    """The default runner: jobs in ``decoding_groups`` of ``group_s`` seconds, one group after
+    another; the model is loaded when the first recording that decodes needs it, once."""
     loaded: list[Transcriber] = []
 
     def transcriber() -> Transcriber:
@@ -493,8 +610,8 @@ def in_this_process(make_transcriber: Callable[[], Transcriber]) -> JobRunner:
         return loaded[0]
 
     def run(jobs: Sequence[Job]) -> Iterator[tuple[Job, Outcome]]:
-        for job in jobs:
-            yield job, transcribe_job(transcriber, job)
+        for group in decoding_groups(jobs, group_s):
+            yield from zip(group, transcribe_jobs(transcriber, group), strict=True)
 
     return run
 
@@ -562,7 +679,8 @@ def run_batch(
             except Exception as exc:
                 summary.failures.append(f"{item.path}: unexpected {type(exc).__name__}: {exc}")
             bar.update(round(item.duration_s or 0.0, 1))
-        for job, outcome in (runner or in_this_process(make_transcriber))(pending):
+        run = runner or in_this_process(make_transcriber, settings.asr_group_s)
+        for job, outcome in run(pending):
             bar.update(round(job.probe.duration_s or 0.0, 1))
             if isinstance(outcome, str):
                 summary.failures.append(outcome)

@@ -29,8 +29,11 @@ def test_bench_asr_smoke(real_audio: Path, tmp_path: Path) -> None:
     assert "| System | Set | Files |" in result.stdout
     report = json.loads(rows_file.read_text())
     ran = [(row["system"], row["set"]) for row in report["rows"]]
-    assert ran == [("pipeline", "short"), ("faster-whisper", "short"), ("whisperx", "short")]
+    assert ran == [("pipeline", "short"), ("pipeline-alone", "short"),
+                   ("faster-whisper", "short"), ("whisperx", "short")]  # fmt: skip
     for row in report["rows"]:
         assert row["files"] == 2  # 3.2 s cut into 2 s pieces
         assert row["audio_s"] > 3
         assert row["wall_s"] > 0
+    windows = {row["system"]: row["windows"] for row in report["rows"][:2]}
+    assert windows == {"pipeline": "1 (0)", "pipeline-alone": "2 (0)"}, "the pieces share one"

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from indexer.asr.audio import SAMPLE_RATE
-from indexer.asr.packing import packed_audio, plan
+from indexer.asr.packing import combine, packed_audio, plan, unheard_sources
 
 
 def test_silence_between_regions_is_cut_and_times_map_back() -> None:
@@ -118,3 +118,40 @@ def test_the_pause_between_two_regions_of_one_span_is_not_a_word_start() -> None
     packed_pause = 1.6 - packing.spans[0].start  # recording 1.6 s, inside the pause
     start, _ = packing.word_interval(samples, packed_pause, packed_pause + 0.6)
     assert abs(start - 2.0) <= 0.01
+
+
+def test_sources_share_windows_and_words_map_back_to_their_own() -> None:
+    # Three short recordings' speech: 8 s, 12.8 s and 14.4 s (padded). Alone each is a window of
+    # its own; combined, the first two fill one window and the third opens the next.
+    first = plan([(1.0, 8.2)], duration_s=10.0, pad_s=0.4, window_s=30.0)
+    second = plan([(0.5, 4.1), (6.0, 13.6)], duration_s=15.0, pad_s=0.4, window_s=30.0)
+    third = plan([(0.4, 14.0)], duration_s=14.4, pad_s=0.4, window_s=30.0)
+    shared = combine([first, second, third], window_s=30.0)
+    assert [s.source for s in shared.spans] == [0, 1, 1, 2]
+    assert shared.windows == ((0.0, 20.8), (20.8, 35.2))
+    samples = [np.zeros(round(d * SAMPLE_RATE), dtype=np.float32) for d in (10.0, 15.0, 14.4)]
+    assert len(packed_audio(samples, shared)) == round(35.2 * SAMPLE_RATE)
+    # A word at packed 9.0-9.5 s is the second recording's, 1 s into its first span (0.1 s on).
+    source, start, end = shared.place_word(samples, 9.0, 9.5)
+    assert (source, round(start, 3), round(end, 3)) == (1, 1.1, 1.6)
+    # A word straddling the cut between two recordings belongs to its midpoint's, clamped.
+    source, start, end = shared.place_word(samples, 7.9, 8.3)
+    assert (source, round(start, 3), round(end, 3)) == (1, 0.1, 0.4)
+    alone = combine([first, second, third], window_s=30.0, shared=False)
+    assert len(alone.windows) == 3
+
+
+def test_a_source_left_out_of_a_shared_window_is_unheard() -> None:
+    first = plan([(0.4, 5.0)], duration_s=6.0, pad_s=0.4, window_s=30.0)
+    second = plan([(0.4, 3.0)], duration_s=4.0, pad_s=0.4, window_s=30.0)
+    shared = combine([first, second], window_s=30.0)
+    first_words = [(0.2, 0.8), (1.0, 4.9)]  # packed; the first source's speech, to its end
+    assert unheard_sources(shared, first_words, least_s=0.5, slack_s=1.0) == {1}
+    # Words in the second source's span (packed 5.4 s on) make it heard.
+    both = [*first_words, (5.6, 6.2), (6.4, 7.8)]
+    assert unheard_sources(shared, both, least_s=0.5, slack_s=1.0) == set()
+    # The first source's words stop at 2 s: its last 2.6 s of speech were left out.
+    assert unheard_sources(shared, [(0.2, 2.0), *both[2:]], least_s=0.5, slack_s=1.0) == {0}
+    # Alone in its windows, a source is never unheard: decoding it again gives the same.
+    alone = combine([first], window_s=30.0)
+    assert unheard_sources(alone, [], least_s=0.5, slack_s=1.0) == set()

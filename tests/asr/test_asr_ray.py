@@ -149,8 +149,11 @@ def test_a_worker_killed_mid_job_still_gives_every_file_once(
 
     killer = threading.Thread(target=kill_one_busy_worker, daemon=True)
     killer.start()
-    with RayRunner(Settings()) as runner:
-        summary = run_batch([inputs], out, Settings(), _no_local_model, progress=False,
+    # Decoding groups of about two files: many calls to the workers, most still to come when
+    # the first transcripts are written (the default groups would make this job one call).
+    settings = Settings(asr_group_s=25)
+    with RayRunner(settings) as runner:
+        summary = run_batch([inputs], out, settings, _no_local_model, progress=False,
                             runner=runner)  # fmt: skip
     killer.join(timeout=1)
 
