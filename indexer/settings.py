@@ -117,11 +117,14 @@ class Settings(BaseSettings):
     )
     asr_device: Literal["auto", "cpu", "cuda"] = "auto"
     asr_batch_size: int = Field(default=8, ge=1)
+    # Off by default: on the test sets it saved 18 % CPU on short files but cost one word of
+    # WER on each stereo call (docs/asr.md, Cross-file batching), and WER must not get worse.
     asr_group_s: float = Field(
-        default=300.0,
+        default=0.0,
         ge=0,
         description="Seconds of recordings (consecutive files of a batch) whose speech shares "
-        "Whisper windows; 0: each recording alone (docs/asr.md, Cross-file batching).",
+        "Whisper windows, e.g. 300; 0 (default): each channel of each recording alone "
+        "(docs/asr.md, Cross-file batching).",
     )
     align_model_dir: Path | None = Field(
         default=None, description="Local wav2vec2 alignment model directory for the call language."

@@ -6,6 +6,7 @@ ran on every set and the table came out."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,8 @@ def test_bench_asr_smoke(real_audio: Path, tmp_path: Path) -> None:
          "--sets", "short", "--piece-s", "2", "--json", str(rows_file),
          str(real_audio / "short_ru.wav")],
         capture_output=True, text=True, timeout=300, check=False,
+        # Cross-file batching is off by default; the bench compares it with every file alone.
+        env={**os.environ, "EARSHOT_ASR_GROUP_S": "300"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| System | Set | Files |" in result.stdout
