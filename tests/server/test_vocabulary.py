@@ -7,6 +7,7 @@ off by an API shutdown resumes)."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -176,8 +177,10 @@ def test_cli_adds_lists_and_deletes_terms(
 
     added = run("add", "HubSpot", "-s", "хабспот", "-s", "хаб спот", "--id", "hubspot")
     assert added.returncode == 0, added.stderr
-    # The command answers once the tags follow (it runs the change's job itself).
-    assert "tracker tags re-checked: 1 calls changed" in added.stderr
+    # The command answers once the tags follow (it runs the change's job itself). The API's
+    # worker may run the same queued job at the same moment (idempotent, so the tags are the
+    # same either way), and then whichever of the two comes second finds nothing to change.
+    assert re.search(r"tracker tags re-checked: [01] calls changed", added.stderr), added.stderr
     assert _tags(es, settings)["c-hub"] == ["crm"]
     listed = run("list")
     assert listed.returncode == 0, listed.stderr
