@@ -26,12 +26,14 @@ from api.security import Principal, authorize, require_admin
 from indexer.settings import Settings
 
 
-def get_app_settings(request: Request) -> Settings:
+# Coroutines, though they do no I/O: a sync dependency costs every request a trip through the
+# thread pool, where the searches run.
+async def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_es(request: Request) -> Elasticsearch:
+async def get_es(request: Request) -> Elasticsearch:
     es: Elasticsearch = request.app.state.es
     return es
 

@@ -79,8 +79,8 @@ def worst_case(
     base: str, pid: int, *, query: str = WORST_QUERY, size: int = 100, concurrency: int = 4
 ) -> dict[str, Any]:
     """``concurrency`` searches for ``query`` at once, ``/healthz`` polled every 20 ms until
-    they are all answered; statuses, body sizes, search and probe latencies, the API's memory
-    before and its peak."""
+    they are all answered; statuses, body sizes, search and probe latencies (summed up, and
+    every probe's), the API's memory before and its peak."""
     url = f"{base}/v1/search?" + urllib.parse.urlencode({"q": query, "size": size})
     rss_before = rss_mb(pid)
     results: list[tuple[int, int, float]] = []
@@ -116,6 +116,7 @@ def worst_case(
         "search": latency_summary([seconds for _, _, seconds in results]),
         "healthz": latency_summary(probes),
         "healthz_probes": len(probes),
+        "healthz_ms": [round(seconds * 1000, 2) for seconds in probes],
         "rss_before_mb": round(rss_before, 1),
         "rss_peak_mb": round(max(peak_sampled, peak_rss_mb(pid)), 1),
     }

@@ -18,9 +18,11 @@ router = APIRouter(tags=["health"])
 
 
 # Both probes are open (no API key): load balancers and orchestrators call them.
+# /healthz is a coroutine, and so is every app-wide dependency: it is answered on the event loop
+# alone, never queued behind the searches in the thread pool.
 @router.get("/healthz", response_model=Health, summary="The process is up")
 @public
-def healthz() -> Health:
+async def healthz() -> Health:
     return Health(status="ok")
 
 

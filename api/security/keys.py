@@ -161,9 +161,12 @@ def _unauthorized(detail: str) -> HTTPException:
     )
 
 
-def authorize(request: Request) -> Principal:
+async def authorize(request: Request) -> Principal:
     """The app-wide dependency: every route but the public ones needs a key; writes need an
-    admin key. The principal is kept on ``request.state.principal`` for the routes."""
+    admin key. The principal is kept on ``request.state.principal`` for the routes.
+
+    A coroutine (it does no I/O), like every dependency that runs on each request: a sync one
+    would send each request through the thread pool, behind whatever the searches do there."""
     keys: ApiKeys = request.app.state.api_keys
     route = request.scope.get("route")
     # A signature is checked even with keys off: a page must learn that its URL went stale.
@@ -195,12 +198,12 @@ def authorize(request: Request) -> Principal:
     return principal
 
 
-def require_admin(request: Request) -> Principal:
+async def require_admin(request: Request) -> Principal:
     """For routes that need an admin key even to read (declare ``AdminDep``). Writes need one
     anyway (see :func:`authorize`); declaring it on them too documents it in the OpenAPI."""
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:  # the app-wide authorize has not run (an app built without it)
-        principal = authorize(request)
+        principal = await authorize(request)
     if not principal.is_admin:
         _log_refusal(request, 403, principal.key_name)
         raise HTTPException(

@@ -76,7 +76,7 @@ def _takes_many(annotation: Any) -> bool:
     return get_origin(_unwrap_optional(annotation)) in (list, tuple, set, frozenset)
 
 
-def reject_unknown_parameters(request: Request) -> None:
+async def reject_unknown_parameters(request: Request) -> None:
     """An app-wide dependency: a query parameter the route does not declare, or one given twice,
     is a 400. Silently ignoring ``rol=client`` would answer a different question than asked."""
     route = request.scope.get("route")
