@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse
 from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
 from api.deps import EsDep, ReadDep, SettingsDep
+from api.responses import ModelJSON
 from api.schemas import AudioUrl, CallDetail, Problem
 from api.security import accepts_signed_url, confined_file
 from api.security.signing import UrlSigner
@@ -29,7 +30,7 @@ router = APIRouter(prefix="/v1", tags=["calls"])
 )
 def get_call(
     call_id: Annotated[str, Path(max_length=MAX_CALL_ID_LENGTH)], es: EsDep, settings: SettingsDep
-) -> CallDetail:
+) -> ModelJSON:
     with backend_errors(settings.es_url):
         try:
             document = es.get(
@@ -37,8 +38,10 @@ def get_call(
             )
         except NotFoundError as exc:
             raise CallNotFoundError(call_id) from exc
-    return CallDetail.model_validate(
-        {key: value for key, value in document["_source"].items() if key != "utterance_count"}
+    return ModelJSON(
+        CallDetail.model_validate(
+            {key: value for key, value in document["_source"].items() if key != "utterance_count"}
+        )
     )
 
 

@@ -11,6 +11,7 @@ from elasticsearch import Elasticsearch
 from fastapi import APIRouter, Depends, Query
 
 from api.deps import EsDep, SettingsDep
+from api.responses import ModelJSON
 from api.schemas import Problem
 from indexer.errors import QueryError
 from indexer.metrics import METRIC_NAMES
@@ -184,10 +185,10 @@ def search(
     cursor: Annotated[
         str | None, Query(max_length=2048, description="`next_cursor` of the previous page.")
     ] = None,
-) -> SearchResponse:
+) -> ModelJSON:
     if size > settings.max_page_size:
         raise QueryError(f"size must be at most {settings.max_page_size}")
-    return search_calls(es, settings, replace(request, size=size, cursor=cursor))
+    return ModelJSON(search_calls(es, settings, replace(request, size=size, cursor=cursor)))
 
 
 def _tree(
