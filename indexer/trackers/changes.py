@@ -10,7 +10,7 @@ import random
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +27,6 @@ from indexer.errors import (
 from indexer.index.definitions import ensure_index
 from indexer.index.documents import call_document, call_from_document
 from indexer.search.compiler import CompiledQuery
-from indexer.search.matching import call_matches
 from indexer.search.query import Node
 from indexer.search.text import fold
 from indexer.settings import Settings
@@ -294,6 +293,72 @@ def _stored_version(es: Elasticsearch, settings: Settings, tracker_id: str) -> T
         return None
 
 
+# The two kinds of candidate a re-tagging finds, as named queries: Elasticsearch says which
+# one each call is, so no call is matched again in Python.
+ADD, REMOVE = "earshot-tag-add", "earshot-tag-remove"
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """A call whose tag must change, as Elasticsearch saw it: the write is conditional on
+    exactly this version of the document."""
+
+    id: str
+    index: str
+    seq_no: int
+    primary_term: int
+    tags: frozenset[str]
+    wanted: bool
+
+
+def _candidate_query(tracker_id: str, tree: Node | None) -> dict[str, Any]:
+    has_tag = {"term": {"trackers": tracker_id}}
+    if tree is None:
+        return {"bool": {"filter": [has_tag], "_name": REMOVE}}
+    said = CompiledQuery(tree).query
+    return {
+        "bool": {
+            "should": [
+                {"bool": {"filter": [said], "must_not": [has_tag], "_name": ADD}},
+                {"bool": {"filter": [has_tag], "must_not": [said], "_name": REMOVE}},
+            ],
+            "minimum_should_match": 1,
+        }
+    }
+
+
+def _candidate_batches(
+    es: Elasticsearch, settings: Settings, query: dict[str, Any], only: list[str] | None
+) -> Iterator[list[_Candidate]]:
+    """The candidates in batches of ``bulk_chunk_size``, read as the scan goes (a tracker said
+    in every call of 100k is never a list of 100k documents): each call's id, version, tags
+    and which side of the query it is on."""
+    if only is not None:
+        query = {"bool": {"filter": [{"ids": {"values": only}}, query]}}
+    batch: list[_Candidate] = []
+    for hit in helpers.scan(
+        es,
+        index=settings.calls_alias,
+        query={"query": query, "_source": ["trackers"], "seq_no_primary_term": True},
+        size=settings.bulk_chunk_size,
+    ):
+        batch.append(
+            _Candidate(
+                id=str(hit["_id"]),
+                index=str(hit["_index"]),
+                seq_no=int(hit["_seq_no"]),
+                primary_term=int(hit["_primary_term"]),
+                tags=frozenset(hit["_source"].get("trackers", [])),
+                wanted=ADD in hit.get("matched_queries", []),
+            )
+        )
+        if len(batch) == settings.bulk_chunk_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def retag(
     es: Elasticsearch,
     settings: Settings,
@@ -311,9 +376,11 @@ def retag(
     stored: before every batch and once more at the end. Jobs run one after another, so the
     newer write's job then sets the tags, and the last write wins.
 
-    Elasticsearch finds the candidates — calls the tracker matches without the tag, and calls
-    with the tag it does not match — and each is decided again by ``call_matches`` on the
-    transcript, the same way the loader decides, before it is written.
+    Elasticsearch decides: one query finds the calls the tracker matches without the tag and
+    the calls with the tag it does not match, and says which is which — the same query the
+    search runs, which agrees with the Python matcher the loader tags with
+    (tests/server/test_query_property.py). Each write is conditional on the version the query
+    saw; a call changed meanwhile (a loader replacing it) is asked about again.
     """
     alias = settings.calls_alias
     progress = progress or Progress()
@@ -331,48 +398,31 @@ def retag(
     tree: Node | None = (
         None if stored is None else tracker_tree(stored, load_vocabulary(es, settings))
     )
-    has_tag = {"term": {"trackers": tracker_id}}
-    if tree is None:
-        candidates: dict[str, Any] = has_tag
-    else:
-        said = CompiledQuery(tree).query
-        candidates = {
-            "bool": {
-                "should": [
-                    {"bool": {"must": [said], "must_not": [has_tag]}},
-                    {"bool": {"filter": [has_tag], "must_not": [said]}},
-                ],
-                "minimum_should_match": 1,
-            }
-        }
+    query = _candidate_query(tracker_id, tree)
     changed = 0
     with backend_errors(settings.es_url):
         if not es.indices.exists_alias(name=alias):
             return 0  # no calls yet: the loader tags them as they come
-        # Calls loaded a moment ago must be visible to the scan.
-        es.indices.refresh(index=alias)
-        pending = [
-            hit["_id"]
-            for hit in helpers.scan(es, index=alias, query={"query": candidates}, _source=False)
-        ]
+        only: list[str] | None = None
         for _ in range(RETAG_ATTEMPTS):
-            if not pending:
-                break
+            # Calls loaded (or re-tagged) a moment ago must be visible to the scan.
+            es.indices.refresh(index=alias)
             conflicts: list[str] = []
-            for start in range(0, len(pending), settings.bulk_chunk_size):
+            for batch in _candidate_batches(es, settings, query, only):
                 check_current()
-                batch = pending[start : start + settings.bulk_chunk_size]
-                done, clashed = _retag_batch(es, settings, tracker_id, tree, batch)
+                done, clashed = _retag_batch(es, settings, tracker_id, batch)
                 changed += done
                 conflicts += clashed
                 progress.calls_examined += len(batch) - len(clashed)
                 progress.calls_retagged += done
                 if progress.report is not None:
                     progress.report(progress)
-            pending = conflicts
-        if pending:
+            only = conflicts
+            if not only:
+                break
+        if only:
             raise SearchBackendError(
-                f"re-tagging '{tracker_id}': {len(pending)} calls kept changing while being "
+                f"re-tagging '{tracker_id}': {len(only)} calls kept changing while being "
                 "tagged; run the change again"
             )
         if changed:
@@ -382,36 +432,43 @@ def retag(
 
 
 def _retag_batch(
-    es: Elasticsearch, settings: Settings, tracker_id: str, tree: Node | None, ids: list[str]
+    es: Elasticsearch, settings: Settings, tracker_id: str, batch: list[_Candidate]
 ) -> tuple[int, list[str]]:
-    """Tag or untag these calls; return how many changed and which changed under our feet."""
+    """Tag or untag these calls; return how many changed and which changed under our feet.
+
+    The derived fields (terms, lemmas, second tokens...) are left out of ``_source``
+    (mappings/calls.json), so a partial update would drop them: each call's document is built
+    again from its transcript and written whole."""
+    by_id = {candidate.id: candidate for candidate in batch}
     actions = []
-    for doc in es.mget(index=settings.calls_alias, ids=ids)["docs"]:
+    conflicts: list[str] = []
+    for doc in es.mget(index=settings.calls_alias, ids=list(by_id))["docs"]:
         if not doc.get("found"):
             continue  # deleted meanwhile: nothing to tag
-        source = doc["_source"]
+        candidate = by_id[str(doc["_id"])]
+        if (doc["_seq_no"], doc["_primary_term"]) != (candidate.seq_no, candidate.primary_term):
+            conflicts.append(candidate.id)  # replaced since the query saw it: ask again
+            continue
         try:
-            call = call_from_document(source)
+            call = call_from_document(doc["_source"])
         except ValidationError as exc:
             raise SearchBackendError(
                 f"call {doc['_id']} cannot be read back to re-tag it: {exc}"
             ) from exc
-        tags = set(source.get("trackers", []))
-        wanted = tree is not None and call_matches(tree, call)
-        new_tags = tags | {tracker_id} if wanted else tags - {tracker_id}
-        if new_tags == tags:
-            continue
+        new_tags = (
+            candidate.tags | {tracker_id} if candidate.wanted else candidate.tags - {tracker_id}
+        )
         actions.append(
             {
                 "_op_type": "index",
-                "_index": doc["_index"],
-                "_id": doc["_id"],
-                "if_seq_no": doc["_seq_no"],
-                "if_primary_term": doc["_primary_term"],
+                "_index": candidate.index,
+                "_id": candidate.id,
+                "if_seq_no": candidate.seq_no,
+                "if_primary_term": candidate.primary_term,
                 "_source": call_document(call, trackers=sorted(new_tags)),
             }
         )
-    changed, conflicts = 0, []
+    changed = 0
     for ok, result in helpers.streaming_bulk(
         es,
         actions,

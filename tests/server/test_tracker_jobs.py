@@ -11,7 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from builders import tracker_write, wait_for_job
+from builders import load_through_loader, make_call, tracker_write, wait_for_job
 from elasticsearch import Elasticsearch
 from fastapi.testclient import TestClient
 from retagging import (
@@ -27,6 +27,8 @@ from retagging import (
 
 from api.main import create_app
 from indexer.settings import Settings
+from indexer.trackers.changes import Progress, record_create, retag
+from indexer.trackers.model import TrackerCreate
 
 Load = Callable[..., None]
 
@@ -179,3 +181,33 @@ def test_a_job_cut_off_by_a_shutdown_resumes_on_the_next_start(
         done = wait_for_job(api, location)
     assert done["state"] == "done"
     assert stored_tags(es, settings) == expected_tags([tracker], calls)
+
+
+def test_calls_replaced_mid_retag_get_the_tags_of_what_they_say_now(
+    es: Elasticsearch, settings: Settings, index_calls: Load
+) -> None:
+    """The re-tagging decides from Elasticsearch's view of each call and writes only that
+    version of it: a call a loader replaces after the query saw it is asked about again, so
+    its tag follows its new words, not the old ones."""
+    calls = corpus(64)
+    index_calls(*calls)
+    one_at_a_time = small_batches(settings, bulk_chunk_size=1)
+    record_create(es, one_at_a_time, TrackerCreate(id="p", name="P", phrases=["price"]))
+    # After the first call is tagged, every call is replaced: those that said "price" say
+    # "deal" now, and those that did not say "price" now.
+    replaced = [
+        make_call(call.call_id, [("client", "deal" if said else "price")])
+        for call, said in ((call, int(call.call_id[1:]) & 1) for call in calls)
+    ]
+    swapped = False
+
+    def replace_all(_: Progress) -> None:
+        nonlocal swapped
+        if not swapped:
+            swapped = True
+            load_through_loader(es, one_at_a_time, replaced)
+
+    retag(es, one_at_a_time, "p", progress=Progress(report=replace_all))
+    tracker = {"id": "p", "phrases": ["price"]}
+    assert swapped
+    assert stored_tags(es, settings) == expected_tags([tracker], replaced)
