@@ -221,6 +221,14 @@ class Settings(BaseSettings):
         ge=1,
         description="Most trackers that may exist (each one is matched against every call loaded).",
     )
+    retag_processes: int = Field(
+        default=2,
+        ge=0,
+        le=64,
+        description="Worker processes, at a lower CPU priority, that rebuild the documents of "
+        "the calls a tracker change re-tags (indexer/trackers/apart.py); 0 rebuilds them in the "
+        "calling thread.",
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Browser origins allowed to call the API (JSON list or comma-separated).",

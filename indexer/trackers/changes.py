@@ -10,7 +10,9 @@ import random
 import re
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +32,7 @@ from indexer.search.compiler import CompiledQuery
 from indexer.search.query import Node
 from indexer.search.text import fold
 from indexer.settings import Settings
+from indexer.trackers.apart import BrokenProcessPool, discard_pool, worker_client, worker_pool
 from indexer.trackers.model import TRACKER_ID_PATTERN, Tracker, TrackerCreate, TrackerSpec
 from indexer.trackers.storage import (
     ensure_trackers_index,
@@ -403,20 +406,49 @@ def retag(
     with backend_errors(settings.es_url):
         if not es.indices.exists_alias(name=alias):
             return 0  # no calls yet: the loader tags them as they come
+        pool = worker_pool(settings)
         only: list[str] | None = None
         for _ in range(RETAG_ATTEMPTS):
             # Calls loaded (or re-tagged) a moment ago must be visible to the scan.
             es.indices.refresh(index=alias)
             conflicts: list[str] = []
-            for batch in _candidate_batches(es, settings, query, only):
-                check_current()
-                done, clashed = _retag_batch(es, settings, tracker_id, batch)
+            in_flight: deque[tuple[int, Future[tuple[int, list[str]]]]] = deque()
+
+            def account(
+                size: int, result: tuple[int, list[str]], conflicts: list[str] = conflicts
+            ) -> None:
+                nonlocal changed
+                done, clashed = result
                 changed += done
-                conflicts += clashed
-                progress.calls_examined += len(batch) - len(clashed)
+                conflicts.extend(clashed)
+                progress.calls_examined += size - len(clashed)
                 progress.calls_retagged += done
                 if progress.report is not None:
                     progress.report(progress)
+
+            try:
+                for batch in _candidate_batches(es, settings, query, only):
+                    check_current()
+                    if pool is None:
+                        account(len(batch), _retag_batch(es, settings, tracker_id, batch))
+                        continue
+                    # One batch per worker at a time; the counts come back in order.
+                    future = pool.submit(_retag_apart, settings, tracker_id, batch)
+                    in_flight.append((len(batch), future))
+                    if len(in_flight) >= settings.retag_processes:
+                        account(*_result(in_flight.popleft()))
+                while in_flight:
+                    account(*_result(in_flight.popleft()))
+            except BrokenProcessPool as exc:
+                assert pool is not None
+                discard_pool(pool)
+                raise SearchBackendError(
+                    f"re-tagging '{tracker_id}': a worker process died; run the change again"
+                ) from exc
+            finally:
+                # A run cut short (superseded, stopped, failed) returns only when none of its
+                # writes is still on the way.
+                wait([future for _, future in in_flight])
             only = conflicts
             if not only:
                 break
@@ -429,6 +461,20 @@ def retag(
             es.indices.refresh(index=alias)
     check_current()
     return changed
+
+
+def _result(
+    sent: tuple[int, Future[tuple[int, list[str]]]],
+) -> tuple[int, tuple[int, list[str]]]:
+    size, future = sent
+    return size, future.result()
+
+
+def _retag_apart(
+    settings: Settings, tracker_id: str, batch: list[_Candidate]
+) -> tuple[int, list[str]]:
+    """``_retag_batch`` in a worker process of ``indexer.trackers.apart``."""
+    return _retag_batch(worker_client(settings), settings, tracker_id, batch)
 
 
 def _retag_batch(
