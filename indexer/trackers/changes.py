@@ -516,7 +516,9 @@ def _retag_batch(
         )
     changed = 0
     for ok, result in helpers.streaming_bulk(
-        es,
+        # A batch of whole documents takes a while on a busy node: given the loader's time, it
+        # is not timed out and sent again (which its own first write would then refuse).
+        es.options(request_timeout=settings.bulk_request_timeout_s),
         actions,
         max_retries=settings.es_max_retries,
         raise_on_error=False,

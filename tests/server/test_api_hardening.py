@@ -340,7 +340,10 @@ def test_four_worst_case_queries_keep_memory_bounded_and_healthz_answering(
         server.wait(30)
     assert result["statuses"] == [200] * 4
     assert result["rss_peak_mb"] < MAX_API_RSS_MB, result
-    # /healthz kept answering while the searches ran; its latency is a benchmark figure
-    # (scripts/bench-hostile), here only a bound a stalled process would break.
+    # /healthz kept answering while the searches ran, the typical probe at once (it never
+    # waits for a thread-pool worker). Its p95 and max are benchmark figures
+    # (scripts/bench-hostile, docs/benchmarks.md): on a busy 2-core machine they depend on the
+    # other load, so here only bounds a stalled or queued probe would break.
     assert result["healthz_probes"] >= 1
+    assert result["healthz"]["p50_ms"] < 100, result
     assert result["healthz"]["max_ms"] < 10_000, result

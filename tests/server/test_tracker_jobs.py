@@ -11,6 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
 from builders import load_through_loader, make_call, tracker_write, wait_for_job
 from elasticsearch import Elasticsearch
 from fastapi.testclient import TestClient
@@ -183,15 +184,17 @@ def test_a_job_cut_off_by_a_shutdown_resumes_on_the_next_start(
     assert stored_tags(es, settings) == expected_tags([tracker], calls)
 
 
+@pytest.mark.parametrize("processes", [0, 2], ids=["in-thread", "worker-processes"])
 def test_calls_replaced_mid_retag_get_the_tags_of_what_they_say_now(
-    es: Elasticsearch, settings: Settings, index_calls: Load
+    es: Elasticsearch, settings: Settings, index_calls: Load, processes: int
 ) -> None:
     """The re-tagging decides from Elasticsearch's view of each call and writes only that
     version of it: a call a loader replaces after the query saw it is asked about again, so
-    its tag follows its new words, not the old ones."""
+    its tag follows its new words, not the old ones — in the job's thread and in the worker
+    processes alike."""
     calls = corpus(64)
     index_calls(*calls)
-    one_at_a_time = small_batches(settings, bulk_chunk_size=1)
+    one_at_a_time = small_batches(settings, bulk_chunk_size=1, retag_processes=processes)
     record_create(es, one_at_a_time, TrackerCreate(id="p", name="P", phrases=["price"]))
     # After the first call is tagged, every call is replaced: those that said "price" say
     # "deal" now, and those that did not say "price" now.
