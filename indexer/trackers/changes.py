@@ -488,7 +488,8 @@ def _retag_batch(
     by_id = {candidate.id: candidate for candidate in batch}
     actions = []
     conflicts: list[str] = []
-    for doc in es.mget(index=settings.calls_alias, ids=list(by_id))["docs"]:
+    whole = es.options(request_timeout=settings.bulk_request_timeout_s)
+    for doc in whole.mget(index=settings.calls_alias, ids=list(by_id))["docs"]:
         if not doc.get("found"):
             continue  # deleted meanwhile: nothing to tag
         candidate = by_id[str(doc["_id"])]
@@ -518,7 +519,7 @@ def _retag_batch(
     for ok, result in helpers.streaming_bulk(
         # A batch of whole documents takes a while on a busy node: given the loader's time, it
         # is not timed out and sent again (which its own first write would then refuse).
-        es.options(request_timeout=settings.bulk_request_timeout_s),
+        whole,
         actions,
         max_retries=settings.es_max_retries,
         raise_on_error=False,
