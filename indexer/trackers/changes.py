@@ -406,11 +406,16 @@ def retag(
     with backend_errors(settings.es_url):
         if not es.indices.exists_alias(name=alias):
             return 0  # no calls yet: the loader tags them as they come
-        pool = worker_pool(settings)
+        # Calls loaded a moment ago must be visible to the scan.
+        es.indices.refresh(index=alias)
+        # One batch or less is rebuilt right here: starting the worker processes would take
+        # longer than the work (a change that tags a few calls answers at once).
+        many = int(es.count(index=alias, query=query)["count"]) > settings.bulk_chunk_size
+        pool = worker_pool(settings) if many else None
         only: list[str] | None = None
-        for _ in range(RETAG_ATTEMPTS):
-            # Calls loaded (or re-tagged) a moment ago must be visible to the scan.
-            es.indices.refresh(index=alias)
+        for attempt in range(RETAG_ATTEMPTS):
+            if attempt:
+                es.indices.refresh(index=alias)  # the conflicted calls' new versions
             conflicts: list[str] = []
             in_flight: deque[tuple[int, Future[tuple[int, list[str]]]]] = deque()
 
