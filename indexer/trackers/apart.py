@@ -17,6 +17,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -27,6 +28,8 @@ from indexer.settings import Settings
 
 # Added to the workers' nice value: below the API and Elasticsearch, not starved.
 WORKER_NICENESS = 10
+# How often a worker checks that the process that started it is still there.
+PARENT_CHECK_S = 1.0
 
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
@@ -37,6 +40,16 @@ _clients: dict[tuple[str, float, int], Elasticsearch] = {}
 
 def _start_worker() -> None:
     os.nice(WORKER_NICENESS)
+    # A worker outlives a parent that died or exited without shutting the pool down (its
+    # siblings keep the task pipe open): it leaves as soon as it has another parent.
+    parent = os.getppid()
+    threading.Thread(target=_exit_with, args=(parent,), name="parent-watch", daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(0)
 
 
 def worker_pool(settings: Settings) -> ProcessPoolExecutor | None:
