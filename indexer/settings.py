@@ -226,8 +226,8 @@ class Settings(BaseSettings):
         ge=0,
         le=64,
         description="Worker processes, at a lower CPU priority, that rebuild the documents of "
-        "the calls a tracker change re-tags (indexer/trackers/apart.py); 0 rebuilds them in the "
-        "calling thread.",
+        "the calls a tracker change re-tags (indexer/trackers/retag_pool.py); 0 rebuilds them "
+        "in the calling thread.",
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,

@@ -32,8 +32,8 @@ from indexer.search.compiler import CompiledQuery
 from indexer.search.query import Node
 from indexer.search.text import fold
 from indexer.settings import Settings
-from indexer.trackers.apart import BrokenProcessPool, discard_pool, worker_client, worker_pool
 from indexer.trackers.model import TRACKER_ID_PATTERN, Tracker, TrackerCreate, TrackerSpec
+from indexer.trackers.retag_pool import BrokenProcessPool, discard_pool, worker_client, worker_pool
 from indexer.trackers.storage import (
     ensure_trackers_index,
     get_tracker,
@@ -478,7 +478,7 @@ def _result(
 def _retag_apart(
     settings: Settings, tracker_id: str, batch: list[_Candidate]
 ) -> tuple[int, list[str]]:
-    """``_retag_batch`` in a worker process of ``indexer.trackers.apart``."""
+    """``_retag_batch`` in a worker process of ``indexer.trackers.retag_pool``."""
     return _retag_batch(worker_client(settings), settings, tracker_id, batch)
 
 
