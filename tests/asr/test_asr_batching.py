@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
 import statistics
 import subprocess
@@ -42,9 +43,18 @@ def pieces(real_audio: Path, tmp_path_factory: pytest.TempPathFactory) -> list[P
     return sorted(folder.glob("*.wav"))
 
 
+def _with(transcriber: Transcriber, settings: Settings) -> Transcriber:
+    """The same models under these settings: the batch cuts its groups by its settings, the
+    transcriber shares windows by its own, and both must say the same."""
+    shaped = copy.copy(transcriber)
+    shaped.settings = settings
+    return shaped
+
+
 def _batch(transcriber: Transcriber, files: list[Path], out: Path, group_s: float) -> BatchSummary:
-    settings = Settings(asr_group_s=group_s)
-    summary = run_batch(files, out, settings, lambda: transcriber, progress=False)
+    settings = transcriber.settings.model_copy(update={"asr_group_s": group_s})
+    shaped = _with(transcriber, settings)
+    summary = run_batch(files, out, settings, lambda: shaped, progress=False)
     assert summary.failures == []
     return summary
 
@@ -130,8 +140,9 @@ def test_a_bad_file_in_a_group_is_reported_and_the_rest_done(
     too_long = tmp_path / "too_long.wav"  # probes fine; refused where it is decoded, in the group
     too_long.write_bytes((real_audio / "phone_call_2spk_en.wav").read_bytes())
     files = [*pieces[:2], too_long, *pieces[2:]]
-    settings = Settings(asr_group_s=300, asr_max_audio_s=20)
-    summary = run_batch(files, tmp_path / "out", settings, lambda: transcriber, progress=False)
+    settings = transcriber.settings.model_copy(update={"asr_group_s": 300, "asr_max_audio_s": 20})
+    shaped = _with(transcriber, settings)
+    summary = run_batch(files, tmp_path / "out", settings, lambda: shaped, progress=False)
     assert len(summary.failures) == 1
     assert f"{too_long}: 30 s long, over the 20 s limit" in summary.failures[0]
     done = {c.call.call_id: c.call for c in summary.calls}
