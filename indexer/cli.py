@@ -38,7 +38,7 @@ from indexer.index.loader import LoadSummary, Tagger, load_paths
 from indexer.index.reindex import ReindexResult, Source, needs_reindex, prune, reindex, rollback
 from indexer.settings import Settings, get_settings
 from indexer.trackers.changes import sync_tags
-from indexer.trackers.jobs import JobState, enqueue_vocabulary_change, run_job
+from indexer.trackers.jobs import JobState, enqueue_vocabulary_change, finish_job, new_owner
 from indexer.trackers.tagging import current_tagger
 from indexer.transcript import json_schema
 from indexer.vocabulary import (
@@ -226,7 +226,12 @@ def _vocab(args: argparse.Namespace) -> int:
                 _say(f"deleted {term_id}")
         # The same job an API write queues, run here: an API worker's job for an earlier
         # vocabulary write stops (superseded) rather than write tags from a stale vocabulary.
-        job = run_job(es, settings, enqueue_vocabulary_change(es, settings))
+        # Queued already claimed by this run, so no API worker starts it meanwhile; while an
+        # API worker runs another job this one must not overlap, it waits (or that worker runs
+        # it next, and its counts are the ones said here).
+        runner = new_owner("cli")
+        queued = enqueue_vocabulary_change(es, settings, owner=runner)
+        job = finish_job(es, settings, queued, runner)
         if job.state is JobState.SUPERSEDED:
             _say("tracker tags: a newer vocabulary change came meanwhile; its job re-tags")
         elif job.state is JobState.FAILED:

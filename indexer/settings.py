@@ -229,6 +229,14 @@ class Settings(BaseSettings):
         "the calls a tracker change re-tags (indexer/trackers/retag_pool.py); 0 rebuilds them "
         "in the calling thread.",
     )
+    job_lease_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long a tracker or vocabulary job stays claimed by the runner (an API "
+        "worker, a CLI run) that last renewed it; renewed every third of this. A crashed "
+        "runner's job waits this long before another runner takes it over "
+        "(indexer/trackers/jobs.py).",
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Browser origins allowed to call the API (JSON list or comma-separated).",

@@ -49,9 +49,21 @@ def index_definition() -> dict[str, Any]:
     return read_definition(MAPPING_PATH.name)
 
 
-def ensure_index(es: Elasticsearch, index: str, definition_name: str) -> None:
-    """Create a small side index (trackers, tombstones) from ``mappings/`` unless it exists."""
-    if not es.indices.exists(index=index):
+def ensure_index(
+    es: Elasticsearch, index: str, definition_name: str, *, add_new_fields: bool = False
+) -> None:
+    """Create a small side index (trackers, tombstones) from ``mappings/`` unless it exists.
+
+    ``add_new_fields``: an index that exists already also gets the fields its definition has
+    gained since it was created (put mapping: adding fields is allowed on a live index, and
+    putting an unchanged field again changes nothing), so a strict mapping of an existing
+    install accepts documents written by this version."""
+    if es.indices.exists(index=index):
+        if add_new_fields:
+            es.indices.put_mapping(
+                index=index, properties=read_definition(definition_name)["mappings"]["properties"]
+            )
+    else:
         definition = read_definition(definition_name)
         try:
             es.indices.create(
