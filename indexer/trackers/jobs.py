@@ -401,7 +401,8 @@ class _Lease:
             except LeaseLostError:
                 return  # the run stops at its next progress save or check
             except (ApiError, elastic_transport.TransportError, OSError) as exc:
-                # Tried again at the next beat; the lease runs out if Elasticsearch stays away.
+                # Tried again a beat later (counted as a beat, so not at once); the lease runs
+                # out if Elasticsearch stays away longer.
                 log.warning("job %s: renewing the lease: %s", self.job.id, describe(exc))
                 self._written_at = time.monotonic()
 
