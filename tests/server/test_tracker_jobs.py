@@ -408,10 +408,12 @@ def test_a_runner_whose_lease_ran_out_is_taken_over_and_the_job_finishes_once(
     assert all(owner == "frozen" for at, owner in seen if at < until)
     assert any(owner not in ("frozen", None) for _, owner in seen)
     assert datetime.fromisoformat(current["updated_at"]) >= until
-    # Finished once, by the API: what was left to tag, counted whole.
+    # Finished once, by the API: what was left to tag, counted whole (less the one call the
+    # frozen runner may have tagged after its last progress save: batches of one call).
     assert current["state"] == "done"
     assert current["lease_owner"] is None
-    assert current["calls_examined"] == current["calls_retagged"] == 128 - left["calls_examined"]
+    assert current["calls_examined"] == current["calls_retagged"]
+    assert 0 <= 128 - left["calls_examined"] - current["calls_examined"] <= 1
     assert _job_source(es, settings, job.id)["state"] == "done"
     assert stored_tags(es, settings) == expected_tags([tracker], calls)
 

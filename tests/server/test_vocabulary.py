@@ -151,28 +151,33 @@ def test_trackers_and_stats_use_the_vocabulary_and_follow_its_changes(
     assert {c for c, tags in _tags(es, settings).items() if tracker_id in tags} == {"c-canonical"}
 
 
-def test_cli_adds_lists_and_deletes_terms(
-    settings: Settings, api: TestClient, es: Elasticsearch, index_calls: Callable[..., None]
-) -> None:
-    index_calls(make_call("c-hub", [("client", "мы на хабспот")], language="ru"))
-    tracker_write(api, "POST", "/v1/trackers", {"id": "crm", "name": "CRM", "phrases": ["HubSpot"]})
-    assert _tags(es, settings)["c-hub"] == []
+def _vocab_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m indexer vocab ARGS`` on this test's alias, as a process of its own."""
     env = {
         **os.environ,
         "ES_URL": settings.es_url,
         "EARSHOT_CALLS_ALIAS": settings.calls_alias,
         "EARSHOT_STORE_DIR": str(settings.store_dir),
     }
+    return subprocess.run(
+        [sys.executable, "-m", "indexer", "vocab", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_cli_adds_lists_and_deletes_terms(
+    settings: Settings, api: TestClient, es: Elasticsearch, index_calls: Callable[..., None]
+) -> None:
+    index_calls(make_call("c-hub", [("client", "мы на хабспот")], language="ru"))
+    tracker_write(api, "POST", "/v1/trackers", {"id": "crm", "name": "CRM", "phrases": ["HubSpot"]})
+    assert _tags(es, settings)["c-hub"] == []
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "indexer", "vocab", *args],
-            cwd=PROJECT_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        return _vocab_cli(settings, *args)
 
     added = run("add", "HubSpot", "-s", "хабспот", "-s", "хаб спот", "--id", "hubspot")
     assert added.returncode == 0, added.stderr
@@ -380,3 +385,40 @@ def test_a_vocabulary_job_cut_off_by_a_shutdown_resumes_on_the_next_start(
         done = wait_for_job(api, location)
     assert done["state"] == "done"
     assert stored_tags(es, settings) == after
+
+
+def test_a_cli_change_waits_for_the_api_job_it_must_not_overlap_and_says_its_exact_count(
+    es: Elasticsearch, settings: Settings, index_calls: Callable[..., None]
+) -> None:
+    """A vocabulary job runs alone: the CLI's, queued while an API worker re-tags a tracker,
+    starts only after that job is done (in the CLI, or in the API's worker right after), and
+    the command says the calls its job changed, counted once by whichever runner ran it."""
+    calls = corpus(512)
+    index_calls(*calls)
+    one_at_a_time = small_batches(settings, bulk_chunk_size=1, retag_processes=0)
+    with TestClient(create_app(one_at_a_time)) as api:
+        tracker_write(api, "POST", "/v1/trackers", TRACKERS[0])
+        slow = api.post("/v1/trackers", json={"id": "p", "name": "P", "phrases": ["price"]})
+        assert slow.status_code == 202, slow.text
+        while api.get(slow.headers["location"]).json()["calls_examined"] == 0:
+            time.sleep(0.01)
+        added = _vocab_cli(settings, "add", "deal", "-s", "contract", "--id", "deal")
+        assert added.returncode == 0, added.stderr
+        tracker_job = wait_for_job(api, slow.headers["location"])
+    # The calls that say "contract" and not "deal" gain tracker a: a quarter of them.
+    assert "tracker tags re-checked: 128 calls changed" in added.stderr, added.stderr
+    index = f"{settings.calls_alias}-jobs"
+    es.indices.refresh(index=index)
+    found = es.search(index=index, query={"term": {"action": "vocabulary"}})["hits"]["hits"]
+    assert len(found) == 1
+    vocabulary_job = found[0]["_source"]
+    assert (vocabulary_job["state"], vocabulary_job["calls_retagged"]) == ("done", 128)
+    # It was queued while the tracker's job ran, and did not run beside it: had it, it would
+    # have tagged some of p's calls itself, and both jobs' counts would be off.
+    assert vocabulary_job["created_at"] < tracker_job["updated_at"]
+    assert tracker_job["state"] == "done"
+    assert tracker_job["calls_examined"] == tracker_job["calls_retagged"] == 256
+    expected = expected_tags(
+        [TRACKERS[0], {"id": "p", "phrases": ["price"]}], calls, _group("deal", "contract")
+    )
+    assert stored_tags(es, settings) == expected
