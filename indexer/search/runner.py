@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 import uuid
@@ -140,13 +141,39 @@ def distinct_hits(hits: list[Hit], max_hits: int) -> list[Hit]:
     return ordered[:max_hits]
 
 
+def _earliest_start(utterance: dict[str, Any]) -> float:
+    """No hit in the utterance starts before this: a hit starts where one of its words does."""
+    return min((word["start"] for word in utterance["words"]), default=math.inf)
+
+
 def _call_result(document: dict[str, Any], named: dict[str, Match], max_hits: int) -> CallResult:
-    hits: list[Hit] = []
+    """The call with its hits: ``distinct_hits`` of every match in every utterance Elasticsearch
+    returned, rebuilt only as far as the answer needs. Utterances are taken by the start of
+    their earliest word; once ``max_hits`` hits start before the next utterance's earliest
+    word, nothing from there on could be among the first ``max_hits`` (a repeated common word
+    otherwise rebuilds every returned utterance of every call for the few it shows)."""
     duration_s = document["_source"]["duration_s"]
+    inner_hits = document.get("inner_hits", {})
+    # Each returned utterance once, with the matches it was returned for in query order (the
+    # order in which distinct_hits keeps the first of two hits on the same words).
+    returned: dict[int, tuple[dict[str, Any], list[Match]]] = {}
     for name, match in named.items():
-        inner = document.get("inner_hits", {}).get(name, {}).get("hits", {})
-        for utterance_hit in inner.get("hits", []):
-            hits.extend(_hits(match, utterance_hit["_source"], duration_s))
+        for utterance_hit in inner_hits.get(name, {}).get("hits", {}).get("hits", []):
+            utterance = utterance_hit["_source"]
+            returned.setdefault(utterance["index"], (utterance, []))[1].append(match)
+    ordered = sorted(
+        (_earliest_start(utterance), index, utterance, matches)
+        for index, (utterance, matches) in returned.items()
+    )
+    hits: list[Hit] = []
+    for earliest, _, utterance, matches in ordered:
+        if len(hits) >= max_hits and earliest > sorted(hit.start for hit in hits)[max_hits - 1]:
+            break
+        found: list[Hit] = []
+        for match in matches:
+            found.extend(_hits(match, utterance, duration_s))
+        # Hits of different utterances are never the same hit: each one's own are made distinct.
+        hits.extend(distinct_hits(found, max_hits))
     return CallResult(**document["_source"], hits=distinct_hits(hits, max_hits))
 
 
@@ -156,11 +183,15 @@ class Deadline:
     Python work after it. Its ``opaque_id`` tags the search task in Elasticsearch, so a search
     the client gave up on can be found and cancelled there."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, *, ends_at: float | None = None, opaque_id: str | None = None
+    ) -> None:
         self.budget_s = settings.es_search_timeout_s
-        self.ends_at = time.monotonic() + self.budget_s
+        # ``ends_at`` carries a deadline into a search worker process: ``time.monotonic`` is
+        # the system's monotonic clock, the same in every process of the machine.
+        self.ends_at = time.monotonic() + self.budget_s if ends_at is None else ends_at
         # The alias leads, so one instance's (or one test's) tasks can be told apart.
-        self.opaque_id = f"earshot:{settings.calls_alias}:{uuid.uuid4().hex}"
+        self.opaque_id = opaque_id or f"earshot:{settings.calls_alias}:{uuid.uuid4().hex}"
 
     def left_s(self) -> float:
         return self.ends_at - time.monotonic()
@@ -191,7 +222,10 @@ def cancel_tasks(es: Elasticsearch, opaque_id: str) -> int:
     return cancelled
 
 
-def _cancel_in_background(es: Elasticsearch, opaque_id: str) -> None:
+SEARCH_ADVICE = "narrow the query or filters"
+
+
+def cancel_in_background(es: Elasticsearch, opaque_id: str) -> None:
     # The 504 goes out at once; the cancel follows on its own thread.
     threading.Thread(
         target=cancel_tasks, args=(es, opaque_id), name="cancel-search", daemon=True
@@ -240,7 +274,7 @@ def search_whole(
                     raise error from exc
                 raise
     except SearchTimeoutError as exc:
-        _cancel_in_background(es, deadline.opaque_id)
+        cancel_in_background(es, deadline.opaque_id)
         raise SearchTimeoutError(
             f"the {what} ran past {settings.es_search_timeout_s:g} s: {advice}"
         ) from exc
@@ -251,8 +285,13 @@ def search_whole(
     return dict(answer)
 
 
-def search_calls(es: Elasticsearch, settings: Settings, request: SearchRequest) -> SearchResponse:
-    deadline = Deadline(settings)
+def search_calls(
+    es: Elasticsearch,
+    settings: Settings,
+    request: SearchRequest,
+    deadline: Deadline | None = None,
+) -> SearchResponse:
+    deadline = deadline or Deadline(settings)
     body, named = build_query(request, settings.max_hits_per_call)
 
     def refused(exc: ApiError) -> QueryError | None:
@@ -267,9 +306,8 @@ def search_calls(es: Elasticsearch, settings: Settings, request: SearchRequest) 
             return QueryError("cursor is not valid: pass next_cursor exactly as returned")
         return None
 
-    advice = "narrow the query or filters"
     answer = search_whole(
-        es, settings, body, what="search", advice=advice, refused=refused, deadline=deadline
+        es, settings, body, what="search", advice=SEARCH_ADVICE, refused=refused, deadline=deadline
     )
     documents = answer["hits"]["hits"]
     next_cursor = None
@@ -279,7 +317,7 @@ def search_calls(es: Elasticsearch, settings: Settings, request: SearchRequest) 
     for document in documents:
         # Rebuilding hits is Python work on every matched utterance: it counts against the
         # same budget, checked call by call.
-        deadline.check("search", advice)
+        deadline.check("search", SEARCH_ADVICE)
         calls.append(_call_result(document, named, settings.max_hits_per_call))
     return SearchResponse(
         total=answer["hits"]["total"]["value"],
