@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from api.routes import calls, export, health, jobs, search, trackers, vocabulary
 from api.security import ApiKeys, RequestLimits, authorize, reject_unknown_parameters
 from api.security.signing import UrlSigner, install_log_redaction
 from indexer.elastic import connect
+from indexer.search.workers import start_search_workers
 from indexer.settings import Settings, get_settings
 from indexer.trackers.jobs import JobWorker
 
@@ -46,6 +48,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         worker = JobWorker(_es_client(settings), settings)
         app.state.job_worker = worker
         worker.start()
+        # Searches run in worker processes (indexer/search/workers.py), started before the
+        # first request rather than by it.
+        await asyncio.to_thread(start_search_workers, settings)
         yield
         worker.stop()
         worker.es.close()

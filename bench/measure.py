@@ -93,6 +93,31 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` and theirs (e.g. the API's search workers)."""
+    found: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            direct = [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for child in direct:
+            found += [child, *children(child)]
+    return found
+
+
+def family_cpu_seconds(pid: int) -> float:
+    """``cpu_seconds`` of the process and of its live children: a process that hands its
+    work to worker processes (the API's searches) is measured with them."""
+    return cpu_seconds(pid) + sum(
+        seconds for child in children(pid) if not math.isnan(seconds := cpu_seconds(child))
+    )
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

@@ -33,7 +33,7 @@ from elasticsearch import Elasticsearch
 from elasticsearch.serializer import JsonSerializer
 
 from bench.corpus import read_truth
-from bench.measure import ROOT, cpu_seconds, es_pid, latency_summary, rss_mb
+from bench.measure import ROOT, cpu_seconds, es_pid, family_cpu_seconds, latency_summary, rss_mb
 from indexer.elastic import connect
 from indexer.settings import Settings
 from indexer.vocabulary import vocabulary_index
@@ -433,18 +433,19 @@ def run_mix(
                 drive(es_target, 1, requests_per_client=3)
                 drive(api_target, 1, requests_per_client=3)
                 # CPU seconds of each process per request: the work behind the latencies,
-                # which other load on the machine does not inflate.
+                # which other load on the machine does not inflate. The API's include its
+                # search worker processes'.
                 cpu0 = cpu_seconds(es_process)
                 if clients == 1:
                     es = drive(es_target, 1, requests_per_client=requests)
                 else:
                     es = drive(es_target, clients, duration_s=duration_s)
-                cpu1, api_cpu1 = cpu_seconds(es_process), cpu_seconds(api_pid)
+                cpu1, api_cpu1 = cpu_seconds(es_process), family_cpu_seconds(api_pid)
                 if clients == 1:
                     api = drive(api_target, 1, requests_per_client=requests)
                 else:
                     api = drive(api_target, clients, duration_s=duration_s)
-                cpu2, api_cpu2 = cpu_seconds(es_process), cpu_seconds(api_pid)
+                cpu2, api_cpu2 = cpu_seconds(es_process), family_cpu_seconds(api_pid)
                 es_summary, api_summary = es.summary(), api.summary()
                 rows.append(
                     {

@@ -237,6 +237,14 @@ class Settings(BaseSettings):
         "runner's job waits this long before another runner takes it over "
         "(indexer/trackers/jobs.py).",
     )
+    search_processes: int = Field(
+        default=2,
+        ge=0,
+        le=64,
+        description="Worker processes that run search pages (the Elasticsearch call, decoding "
+        "its answer, rebuilding the hits; indexer/search/workers.py), so the API's own process "
+        "keeps its GIL for answering requests; 0 searches in the request's thread.",
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Browser origins allowed to call the API (JSON list or comma-separated).",

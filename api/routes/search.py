@@ -9,9 +9,9 @@ from typing import Annotated
 
 from elasticsearch import Elasticsearch
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
 
 from api.deps import EsDep, SettingsDep
-from api.responses import ModelJSON
 from api.schemas import Problem
 from indexer.errors import QueryError
 from indexer.metrics import METRIC_NAMES
@@ -25,8 +25,8 @@ from indexer.search import (
     parse_metric_filter,
     parse_query,
     parse_sort,
-    search_calls,
 )
+from indexer.search.workers import search_page_json
 from indexer.settings import Settings
 from indexer.transcript import Direction
 from indexer.vocabulary import load_vocabulary
@@ -185,10 +185,13 @@ def search(
     cursor: Annotated[
         str | None, Query(max_length=2048, description="`next_cursor` of the previous page.")
     ] = None,
-) -> ModelJSON:
+) -> Response:
     if size > settings.max_page_size:
         raise QueryError(f"size must be at most {settings.max_page_size}")
-    return ModelJSON(search_calls(es, settings, replace(request, size=size, cursor=cursor)))
+    # Built and encoded in a search worker process (indexer/search/workers.py): the bytes
+    # are the answer.
+    page = search_page_json(es, settings, replace(request, size=size, cursor=cursor))
+    return Response(page, media_type="application/json")
 
 
 def _tree(

@@ -261,6 +261,7 @@ HEAVY_PAIRS = [
     "ti* NEAR/50 pu*",
 ]
 HEAVY_QUERY = " OR ".join(HEAVY_PAIRS)
+TIGHT_BUDGET_S = 0.5
 
 
 def _our_search_tasks(es: Any, alias: str) -> list[str]:
@@ -277,7 +278,7 @@ def test_a_heavy_search_answers_504_within_the_budget_and_its_task_is_cancelled(
     es: Any, settings: Settings, index_calls: Load
 ) -> None:
     index_calls(*heavy_calls(30))
-    budget_s = 0.5
+    budget_s = TIGHT_BUDGET_S
     tight = settings.model_copy(update={"es_search_timeout_s": budget_s})
     with TestClient(create_app(tight)) as api:
         for path in ("/v1/search", "/v1/search.csv"):
@@ -299,7 +300,9 @@ def test_a_heavy_search_answers_504_within_the_budget_and_its_task_is_cancelled(
 
 def test_the_same_heavy_search_is_genuinely_heavy(settings: Settings, index_calls: Load) -> None:
     """The control for the test above: with a generous budget the same query takes longer
-    than that test's bound, so its 504 came from the deadline, not from a quick failure."""
+    than that test's budget, so its 504 came from the deadline, not from a quick failure.
+    (It took longer than the budget plus that test's 2 s of slack too, until the hits of a
+    call were rebuilt only as far as the page shows them: ~1 s on an idle machine now.)"""
     index_calls(*heavy_calls(30))
     generous = settings.model_copy(
         update={"es_search_timeout_s": 120.0, "es_request_timeout_s": 130.0}
@@ -309,14 +312,19 @@ def test_the_same_heavy_search_is_genuinely_heavy(settings: Settings, index_call
         answer = api.get("/v1/search", params={"q": HEAVY_QUERY, "size": 100})
         took_s = time.monotonic() - started
     assert answer.status_code == 200
-    assert took_s > 2.5, took_s
+    assert took_s > TIGHT_BUDGET_S, took_s
 
 
 # --- 1. Memory and liveness under worst-case queries ----------------------------------------------
 
-# Documented in docs/benchmarks.md: 4 worst-case queries at once keep the API process under
-# this (measured: ~355 MB peak on 150 calls; main took it to several GB on the probe's data).
+# Documented in docs/benchmarks.md: 4 worst-case queries at once keep the API process and its
+# search workers under this (measured: ~355 MB peak on 150 calls when the searches ran in the
+# API's process; main took it to several GB on the probe's data).
 MAX_API_RSS_MB = 1024
+# The API's own process while they run: searches are decoded and rebuilt in the worker
+# processes, so it grows by the pages' bytes only (4 answers of ~0.7 MB here; 200+ MB when
+# the 4 answers of Elasticsearch were decoded in it).
+MAX_API_GROWTH_MB = 50
 
 
 def test_four_worst_case_queries_keep_memory_bounded_and_healthz_answering(
@@ -339,7 +347,9 @@ def test_four_worst_case_queries_keep_memory_bounded_and_healthz_answering(
         server.terminate()
         server.wait(30)
     assert result["statuses"] == [200] * 4
-    assert result["rss_peak_mb"] < MAX_API_RSS_MB, result
+    assert result["rss_peak_mb"] + result["workers_rss_peak_mb"] < MAX_API_RSS_MB, result
+    assert result["workers"] >= 2, result  # the search workers (the default 2) were there
+    assert result["rss_peak_mb"] - result["rss_before_mb"] < MAX_API_GROWTH_MB, result
     # /healthz kept answering while the searches ran, the typical probe at once (it never
     # waits for a thread-pool worker). Its p95 and max are benchmark figures
     # (scripts/bench-hostile, docs/benchmarks.md): on a busy 2-core machine they depend on the
