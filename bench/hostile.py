@@ -185,3 +185,47 @@ def common_word_calls(count: int) -> list[Any]:
             )
         )
     return calls
+
+
+def profile_one(settings: Any, *, query: str = WORST_QUERY, size: int = 100) -> dict[str, Any]:
+    """One worst-case search taken apart, by this checkout's code: the bytes Elasticsearch
+    answers, decoding them (one C call that holds the GIL throughout: the longest hold of a
+    search, in whichever process decodes) and rebuilding the page's hits (CPU ms; best and
+    worst of 5)."""
+    import json
+    from dataclasses import replace
+
+    import orjson
+
+    from api.routes.search import search_request
+    from indexer.elastic import connect
+    from indexer.search import Mode, RoleFilter
+    from indexer.search.runner import _call_result, build_query
+
+    es = connect(settings)
+    try:
+        parsed = search_request(settings, es, q=query, role=RoleFilter.ANY, mode=Mode.EXACT)
+        body, named = build_query(replace(parsed, size=size), settings.max_hits_per_call)
+    finally:
+        es.close()
+    sent = urllib.request.Request(
+        f"{settings.es_url}/{settings.calls_alias}/_search",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(sent, timeout=120) as answer:
+        data = answer.read()
+    decode_ms, rebuild_ms = [], []
+    for _ in range(5):
+        started = time.perf_counter()
+        documents = orjson.loads(data)["hits"]["hits"]
+        decode_ms.append((time.perf_counter() - started) * 1000)
+        cpu = time.process_time()
+        for document in documents:
+            _call_result(document, named, settings.max_hits_per_call)
+        rebuild_ms.append((time.process_time() - cpu) * 1000)
+    return {
+        "es_answer_mb": round(len(data) / 1e6, 2),
+        "decode_ms_min_max": [round(min(decode_ms), 1), round(max(decode_ms), 1)],
+        "rebuild_cpu_ms_min_max": [round(min(rebuild_ms), 1), round(max(rebuild_ms), 1)],
+    }
