@@ -15,7 +15,8 @@ deadline too, for a worker that never got to the request (all busy) or hangs.
 
 The pool is the process's one pool, started at its first use ("spawn": the API has threads,
 which a fork would copy in whatever state they are in) and started again when a worker died.
-With ``search_processes`` 0 a page is built in the calling thread.
+With ``search_processes`` 0 a page is built in the calling thread, and so is a page without a
+query (filters only: call fields, no hits).
 """
 
 from __future__ import annotations
@@ -132,11 +133,13 @@ def _page_in_worker(
 
 def search_page_json(es: Elasticsearch, settings: Settings, request: SearchRequest) -> bytes:
     """``search_calls`` for one page, as the JSON bytes of its ``SearchResponse``, built in a
-    search worker (in this thread with ``search_processes`` 0). ``es`` is this process's
-    client: it searches when there is no pool, and cancels a search the workers never
+    search worker (in this thread with ``search_processes`` 0, or without a query). ``es`` is
+    this process's client: it searches in this thread, and cancels a search the workers never
     answered."""
     deadline = Deadline(settings)
-    pool = search_pool(settings)
+    # A page without a query has no hits: a small answer (call fields only) and nothing to
+    # rebuild, less work than handing it to a worker.
+    pool = search_pool(settings) if request.tree is not None else None
     if pool is None:
         return search_calls(es, settings, request, deadline).model_dump_json(by_alias=True).encode()
     future: Future[Outcome] | None = None
