@@ -4,8 +4,10 @@ must stay in that process."""
 
 from __future__ import annotations
 
+import gc
 import json
 import pickle
+import weakref
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from indexer.index.building import (
     Tagger,
     can_build_in_workers,
     raw_pool,
+    settle_heap,
 )
 from indexer.index.documents import call_document
 from indexer.settings import PROJECT_ROOT, Settings
@@ -96,3 +99,19 @@ def test_what_cannot_go_to_a_worker_is_built_in_the_loader(tmp_path: Path) -> No
     assert not can_build_in_workers(Builder(bleep, tagger([])))
     assert can_build_in_workers(Builder(Settings(redaction="mask"), tagger([])))
     pickle.loads(pickle.dumps(bench_tagger()))
+
+
+def test_a_settled_heap_is_frozen_and_still_frees_what_nothing_refers_to() -> None:
+    class Held:
+        pass
+
+    held = Held()
+    alive = weakref.ref(held)
+    try:
+        settle_heap()
+        assert gc.get_freeze_count() > 0
+        assert alive() is held
+        del held  # frozen, yet freed once nothing refers to it
+        assert alive() is None
+    finally:
+        gc.unfreeze()  # the rest of the test run collects as usual
