@@ -13,13 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import TypeAdapter
-
 from indexer.metrics import call_metrics
 from indexer.search.layout import TermLayout, call_layout, term_layout
 from indexer.transcript import Call, Utterance, Word
 
-_WORDS = TypeAdapter(list[Word])
 DERIVED_FIELDS = ("utterance_count", "metrics", "trackers")
 
 
@@ -48,11 +45,23 @@ def locate_words(text: str, words: list[Word]) -> list[tuple[int, int] | None]:
 def utterance_document(
     index: int, utterance: Utterance, duration_s: float, layout: TermLayout | None = None
 ) -> dict[str, Any]:
-    spans = locate_words(utterance.text, utterance.words)
-    # One serialiser call per utterance instead of one per word (the hottest loop of indexing).
-    words: list[dict[str, Any]] = _WORDS.dump_python(utterance.words, mode="json")
-    for entry, span in zip(words, spans, strict=True):
-        entry["char_start"], entry["char_end"] = span if span else (None, None)
+    # The hottest loop of indexing (~690 words a call): each word's stored entry made here in one
+    # pass, its fields and their order those of ``Word``, then its span in the text.
+    words: list[dict[str, Any]] = []
+    for word, span in zip(
+        utterance.words, locate_words(utterance.text, utterance.words), strict=True
+    ):
+        char_start, char_end = span if span else (None, None)
+        words.append(
+            {
+                "text": word.text,
+                "start": word.start,
+                "end": word.end,
+                "score": word.score,
+                "char_start": char_start,
+                "char_end": char_end,
+            }
+        )
     if layout is None:
         layout = term_layout(utterance.words, duration_s)
     return {

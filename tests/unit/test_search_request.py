@@ -4,6 +4,7 @@ conditions, date bounds and the term layout."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -163,7 +164,7 @@ def test_bad_metric_filter_is_refused(text: str, message: str) -> None:
 
 def test_the_layout_is_the_same_from_words_and_from_stored_words() -> None:
     words = [Word(text="Send", start=1.2, end=1.5), Word(text="contracts,", start=61.0, end=62.4)]
-    stored = [word.model_dump(mode="json") for word in words]
+    stored = [dataclasses.asdict(word) for word in words]
 
     from_words = term_layout(words, 90.0)
     from_stored = term_layout(stored, 90.0)
