@@ -100,6 +100,7 @@ class Engine:
         self.windows_decoded = 0
         self.sources_redone = 0
         self.encodings_reused = 0  # windows decoded from language detection's encoder pass
+        self.detection_passes = 0  # encoder passes run to detect a language
 
     @classmethod
     def load(
@@ -169,6 +170,7 @@ class Engine:
     def detect_language(self, speech: Samples) -> tuple[str, float]:
         """Language of (up to 30 s of) speech, and Whisper's confidence in it."""
         window = speech[: int(LANGUAGE_WINDOW_S * SAMPLE_RATE)]
+        self.detection_passes += 1
         language, probability, _ = self._pipeline.model.detect_language(audio=window)
         return str(language), float(probability)
 
@@ -193,6 +195,7 @@ class Engine:
         )
         model = self._encoder.whisper
         encoded = model.encode(features[np.newaxis])
+        self.detection_passes += 1
         scores = model.model.detect_language(encoded)[0]
         token, probability = scores[0]  # the likeliest, as "<|ru|>"
         self._encoder.hold(features, encoded)
