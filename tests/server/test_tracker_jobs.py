@@ -38,15 +38,30 @@ from indexer.settings import PROJECT_ROOT, Settings
 from indexer.trackers.changes import Progress, record_create, retag
 from indexer.trackers.jobs import Job, JobAction, enqueue, next_job, run_job
 from indexer.trackers.model import TrackerCreate
+from indexer.transcript import Call
 
 Load = Callable[..., None]
 
 
+IndexCorpus = Callable[[int], list[Call]]
+
+
+@pytest.fixture
+def indexed_corpus(index_calls: Load) -> IndexCorpus:
+    """The first `count` calls of the retagging corpus, loaded through the real loader."""
+
+    def load(count: int) -> list[Call]:
+        calls = corpus(count)
+        index_calls(*calls)
+        return calls
+
+    return load
+
+
 def test_a_write_answers_202_with_a_job_that_reports_progress(
-    es: Elasticsearch, settings: Settings, index_calls: Load
+    es: Elasticsearch, settings: Settings, indexed_corpus: IndexCorpus
 ) -> None:
-    calls = corpus(64)
-    index_calls(*calls)
+    calls = indexed_corpus(64)
     tracker = {"id": "p", "name": "Price", "phrases": ["price"]}
     with TestClient(create_app(small_batches(settings))) as api:
         answer = api.post("/v1/trackers", json=tracker)
@@ -63,10 +78,9 @@ def test_a_write_answers_202_with_a_job_that_reports_progress(
 
 
 def test_a_tracker_deleted_while_its_creation_retags_leaves_no_tag(
-    es: Elasticsearch, settings: Settings, index_calls: Load
+    es: Elasticsearch, settings: Settings, indexed_corpus: IndexCorpus
 ) -> None:
-    calls = corpus(128)
-    index_calls(*calls)
+    indexed_corpus(128)
     with TestClient(create_app(small_batches(settings))) as api:
         for _ in range(3):
             created = api.post("/v1/trackers", json={"id": "p", "name": "P", "phrases": ["price"]})
@@ -82,10 +96,9 @@ def test_a_tracker_deleted_while_its_creation_retags_leaves_no_tag(
 
 
 def test_interleaved_writes_end_with_the_tags_of_the_last_ones(
-    es: Elasticsearch, settings: Settings, index_calls: Load
+    es: Elasticsearch, settings: Settings, indexed_corpus: IndexCorpus
 ) -> None:
-    calls = corpus(96)
-    index_calls(*calls)
+    calls = indexed_corpus(96)
     with TestClient(create_app(small_batches(settings))) as api:
         script: list[tuple[str, str, dict[str, Any] | None]] = [
             ("POST", "/v1/trackers", {"id": "a", "name": "A", "phrases": ["price"]}),
@@ -112,10 +125,9 @@ def test_interleaved_writes_end_with_the_tags_of_the_last_ones(
 
 
 def test_concurrent_writes_of_the_same_trackers_end_consistent(
-    es: Elasticsearch, settings: Settings, index_calls: Load
+    es: Elasticsearch, settings: Settings, indexed_corpus: IndexCorpus
 ) -> None:
-    calls = corpus(96)
-    index_calls(*calls)
+    calls = indexed_corpus(96)
 
     def writer(number: int) -> list[int]:
         tracker_id = f"t{number % 2}"
@@ -174,10 +186,9 @@ def test_the_list_shows_trackers_past_a_lowered_cap(settings: Settings) -> None:
 
 
 def test_a_job_cut_off_by_a_shutdown_resumes_on_the_next_start(
-    es: Elasticsearch, settings: Settings, index_calls: Load
+    es: Elasticsearch, settings: Settings, indexed_corpus: IndexCorpus
 ) -> None:
-    calls = corpus(256)
-    index_calls(*calls)
+    calls = indexed_corpus(256)
     tracker = {"id": "p", "name": "P", "phrases": ["price"]}
     location, cut = write_then_stop_mid_job(es, settings, "POST", "/v1/trackers", tracker)
     # The API is stopped: its worker left the job mid-way, handed back (no lease), so the
@@ -197,14 +208,13 @@ def test_a_job_cut_off_by_a_shutdown_resumes_on_the_next_start(
 
 @pytest.mark.parametrize("processes", [0, 2], ids=["in-thread", "worker-processes"])
 def test_calls_replaced_mid_retag_get_the_tags_of_what_they_say_now(
-    es: Elasticsearch, settings: Settings, index_calls: Load, processes: int
+    es: Elasticsearch, settings: Settings, indexed_corpus: IndexCorpus, processes: int
 ) -> None:
     """The re-tagging decides from Elasticsearch's view of each call and writes only that
     version of it: a call a loader replaces after the query saw it is asked about again, so
     its tag follows its new words, not the old ones — in the job's thread and in the worker
     processes alike."""
-    calls = corpus(64)
-    index_calls(*calls)
+    calls = indexed_corpus(64)
     one_at_a_time = small_batches(settings, bulk_chunk_size=1, retag_processes=processes)
     record_create(es, one_at_a_time, TrackerCreate(id="p", name="P", phrases=["price"]))
     # After the first call is tagged, every call is replaced: those that said "price" say
@@ -242,10 +252,9 @@ def _job_source(es: Elasticsearch, settings: Settings, job_id: str) -> dict[str,
 
 
 def test_two_runners_on_one_job_one_runs_it_and_the_other_skips(
-    es: Elasticsearch, settings: Settings, index_calls: Load
+    es: Elasticsearch, settings: Settings, indexed_corpus: IndexCorpus
 ) -> None:
-    calls = corpus(64)
-    index_calls(*calls)
+    calls = indexed_corpus(64)
     tracker = {"id": "p", "name": "Price", "phrases": ["price"]}
     job = _queued_create(es, settings, tracker)
     batches = small_batches(settings)
@@ -272,12 +281,11 @@ def test_two_runners_on_one_job_one_runs_it_and_the_other_skips(
 
 
 def test_two_api_processes_run_each_job_once(
-    es: Elasticsearch, settings: Settings, index_calls: Load
+    es: Elasticsearch, settings: Settings, indexed_corpus: IndexCorpus
 ) -> None:
     """Two APIs on one cluster, each with its worker, take writes in turn: every job is run by
     one of them, so each job's counts are whole (calls examined = calls that gain the tag)."""
-    calls = corpus(64)
-    index_calls(*calls)
+    calls = indexed_corpus(64)
     trackers = [{"id": word, "name": word, "phrases": [word]} for word in WORDS[:4]]
     batches = small_batches(settings)
     with TestClient(create_app(batches)) as first, TestClient(create_app(batches)) as second:
@@ -298,12 +306,12 @@ def test_two_api_processes_run_each_job_once(
 
 
 def test_a_job_another_runner_holds_is_not_run_nor_anything_that_must_not_overlap_it(
-    es: Elasticsearch, settings: Settings, index_calls: Load
+    es: Elasticsearch, settings: Settings, indexed_corpus: IndexCorpus
 ) -> None:
     """While another runner holds a job of tracker p, a runner gets neither p's later job nor
     a vocabulary job (which re-tags every tracker), but does get another tracker's job; and a
     vocabulary job another runner holds leaves it nothing at all."""
-    index_calls(*corpus(8))
+    indexed_corpus(8)
     held = enqueue(es, settings, "p", JobAction.CREATE, 1, owner="elsewhere")
     enqueue(es, settings, "p", JobAction.REPLACE, 2)
     vocabulary = enqueue(es, settings, None, JobAction.VOCABULARY, 1)
@@ -346,14 +354,13 @@ print("ended:", None if ended is None else ended.state.value, flush=True)
 
 
 def test_a_runner_whose_lease_ran_out_is_taken_over_and_the_job_finishes_once(
-    es: Elasticsearch, settings: Settings, index_calls: Load
+    es: Elasticsearch, settings: Settings, indexed_corpus: IndexCorpus
 ) -> None:
     """A runner frozen mid-job (SIGSTOP: its heartbeat stops too, as in a crashed or hung
     process) keeps its job until its lease runs out, not a moment longer; then an API takes it
     over and finishes it; and the frozen runner, let go again, finds at its next save that the
     job is no longer its own and stops quietly, leaving the tags right."""
-    calls = corpus(256)
-    index_calls(*calls)
+    calls = indexed_corpus(256)
     tracker = {"id": "p", "name": "Price", "phrases": ["price"]}
     job = _queued_create(es, settings, tracker)
     env = {
@@ -419,13 +426,12 @@ def test_a_runner_whose_lease_ran_out_is_taken_over_and_the_job_finishes_once(
 
 
 def test_a_jobs_index_of_an_older_install_gets_the_lease_fields_and_its_jobs_run(
-    es: Elasticsearch, settings: Settings, index_calls: Load
+    es: Elasticsearch, settings: Settings, indexed_corpus: IndexCorpus
 ) -> None:
     """An install from before leases: its jobs index has the old strict mapping and a job
     queued by the old code (no lease fields). The new API adds the fields to the live index,
     claims that job and runs it."""
-    calls = corpus(32)
-    index_calls(*calls)
+    calls = indexed_corpus(32)
     tracker = {"id": "p", "name": "Price", "phrases": ["price"]}
     stored = record_create(es, settings, TrackerCreate(**tracker))  # creates the jobs index
     index = f"{settings.calls_alias}-jobs"
