@@ -28,7 +28,7 @@ from ray.cluster_utils import Cluster  # noqa: E402
 from indexer.asr.distributed import RayRunner  # noqa: E402
 
 pytestmark = pytest.mark.asr
-NODE = {"num_cpus": 1, "object_store_memory": 80 * 1024 * 1024}
+NODE: dict[str, Any] = {"num_cpus": 1, "object_store_memory": 80 * 1024 * 1024}
 WORKER_TITLE = b"ray::_Recognizer"
 
 

@@ -27,7 +27,10 @@ def api_get(server: WebServer, path: str, key: str | None = None, **params: str)
 
 
 def shown_call_ids(page: Page) -> list[str]:
-    return page.locator(".call-card").evaluate_all("cards => cards.map(c => c.dataset.callId)")
+    ids: list[str] = page.locator(".call-card").evaluate_all(
+        "cards => cards.map(c => c.dataset.callId)"
+    )
+    return ids
 
 
 def search(page: Page, text: str) -> None:

@@ -101,11 +101,16 @@ def cluster_settings(cluster: LocalCluster, tmp_path: Path) -> Iterator[Settings
     es.close()
 
 
+def shard_copies(es: Elasticsearch, alias: str) -> list[dict[str, str]]:
+    """Each copy of the index's shards: its kind ("p" or "r") and the node holding it."""
+    rows = es.cat.shards(index=alias, format="json", h="prirep,node").body
+    assert isinstance(rows, list), rows
+    return rows
+
+
 def node_of_primary(es: Elasticsearch, alias: str) -> int:
     """Which node (1-based) holds the calls index's primary shard: the worst one to lose."""
-    [shard] = [
-        s for s in es.cat.shards(index=alias, format="json", h="prirep,node") if s["prirep"] == "p"
-    ]
+    [shard] = [s for s in shard_copies(es, alias) if s["prirep"] == "p"]
     return int(str(shard["node"]).removeprefix("earshot-c"))
 
 
@@ -130,7 +135,7 @@ def test_the_calls_index_has_a_replica_on_the_cluster(cluster_settings: Settings
     summary = load(es, cluster_settings, [SourcedCall("sample", c) for c in calls])
     assert summary.failures == []
     wait_green(es, cluster_settings.calls_alias)
-    shards = es.cat.shards(index=cluster_settings.calls_alias, format="json", h="prirep,node")
+    shards = shard_copies(es, cluster_settings.calls_alias)
     assert sorted(s["prirep"] for s in shards) == ["p", "r"]
     assert len({s["node"] for s in shards}) == 2, "the copies sit on different nodes"
 
@@ -160,7 +165,12 @@ def test_a_node_killed_during_searches_fails_no_request(
         search_round()
         expected = {q: next(iter(t)) for q, t in totals.items()}
         assert any(expected.values()), expected
-        killer = threading.Timer(2.0, lambda: (cluster.kill(victim), killed_at.append(1)))
+
+        def kill_the_primary() -> None:
+            cluster.kill(victim)
+            killed_at.append(1)
+
+        killer = threading.Timer(2.0, kill_the_primary)
         killer.start()
         deadline = time.monotonic() + 60
         rounds_after = 0

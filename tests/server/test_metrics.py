@@ -29,7 +29,7 @@ Load = Callable[..., None]
 def utterance(role: str, start: float, end: float, words: int) -> dict[str, Any]:
     """``words`` words spread evenly over start..end."""
     step = (end - start) / words
-    spread = [
+    spread: list[dict[str, Any]] = [
         {
             "text": f"w{i}",
             "start": round(start + i * step, 3),

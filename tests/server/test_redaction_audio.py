@@ -12,6 +12,7 @@ import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -42,7 +43,7 @@ def _stereo_call(source: Path, target: Path) -> np.ndarray:
 
 
 def _call(call_id: str, uri: Path) -> Call:
-    words = [
+    words: list[dict[str, Any]] = [
         {"text": "мой", "start": 0.0, "end": 0.3},
         {"text": "телефон", "start": 0.3, "end": 0.6},
     ]

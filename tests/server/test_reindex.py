@@ -302,6 +302,7 @@ def test_prune_keeps_the_serving_and_previous_versions(
 ) -> None:
     load(es, settings, CALLS)
     v1 = current_index(es, settings.calls_alias)
+    assert v1 is not None
     v2 = reindex(es, settings, tag=current_tagger(es, settings)).target
     v3 = reindex(es, settings, tag=current_tagger(es, settings)).target
 

@@ -38,7 +38,8 @@ def loaded(index_calls: Callable[..., None]) -> None:
 def _search(api: TestClient, q: str, **params: Any) -> dict[str, Any]:
     response = api.get("/v1/search", params={"q": q, **params})
     assert response.status_code == 200, response.text
-    return response.json()
+    page: dict[str, Any] = response.json()
+    return page
 
 
 def _hits(body: dict[str, Any]) -> dict[str, list[tuple[float, float]]]:

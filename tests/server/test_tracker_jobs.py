@@ -162,7 +162,8 @@ def test_the_tracker_cap_holds_under_concurrent_creates(settings: Settings) -> N
 
         def create(number: int) -> int:
             body = {"id": f"t{number}", "name": f"t{number}", "phrases": ["price"]}
-            return api.post("/v1/trackers", json=body).status_code
+            status: int = api.post("/v1/trackers", json=body).status_code
+            return status
 
         with ThreadPoolExecutor(8) as pool:
             statuses = list(pool.map(create, range(16)))
@@ -242,7 +243,7 @@ def test_calls_replaced_mid_retag_get_the_tags_of_what_they_say_now(
 
 def _queued_create(es: Elasticsearch, settings: Settings, tracker: dict[str, Any]) -> Job:
     """A tracker stored and its job queued, as an API write leaves them; no runner started."""
-    stored = record_create(es, settings, TrackerCreate(**tracker))
+    stored = record_create(es, settings, TrackerCreate.model_validate(tracker))
     return enqueue(es, settings, stored.id, JobAction.CREATE, stored.version)
 
 
@@ -433,7 +434,8 @@ def test_a_jobs_index_of_an_older_install_gets_the_lease_fields_and_its_jobs_run
     claims that job and runs it."""
     calls = indexed_corpus(32)
     tracker = {"id": "p", "name": "Price", "phrases": ["price"]}
-    stored = record_create(es, settings, TrackerCreate(**tracker))  # creates the jobs index
+    # Recording the tracker creates the jobs index.
+    stored = record_create(es, settings, TrackerCreate.model_validate(tracker))
     index = f"{settings.calls_alias}-jobs"
     registry = es.get(index=index, id="tracker-registry")["_source"]
     es.indices.delete(index=index)

@@ -60,7 +60,7 @@ def _ids(api: TestClient, q: str, **params: Any) -> set[str]:
 
 def _tags(es: Elasticsearch, settings: Settings) -> dict[str, list[str]]:
     es.indices.refresh(index=settings.calls_alias)
-    found = es.search(index=settings.calls_alias, size=100, source=["call_id", "trackers"])
+    found = es.search(index=settings.calls_alias, size=100, source_includes=["call_id", "trackers"])
     return {hit["_source"]["call_id"]: hit["_source"]["trackers"] for hit in found["hits"]["hits"]}
 
 
@@ -345,11 +345,11 @@ def test_a_job_for_an_older_vocabulary_write_stops_superseded(
 ) -> None:
     calls = corpus(32)
     index_calls(*calls)
-    create_tracker(es, settings, TrackerCreate(**TRACKERS[0]))
+    create_tracker(es, settings, TrackerCreate.model_validate(TRACKERS[0]))
     # Two writes stored, their jobs queued; no API runs them.
-    create_term(es, settings, TermCreate(**DEAL_CONTRACT))
+    create_term(es, settings, TermCreate.model_validate(DEAL_CONTRACT))
     older = enqueue_vocabulary_change(es, settings)
-    replace_term(es, settings, "deal", TermSpec(**DEAL_DISCOUNT))
+    replace_term(es, settings, "deal", TermSpec.model_validate(DEAL_DISCOUNT))
     newer = enqueue_vocabulary_change(es, settings)
     assert newer.version > older.version
 

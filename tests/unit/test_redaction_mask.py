@@ -95,7 +95,7 @@ def _stereo(path: Path, seconds: float, rate: int, subtype: str) -> np.ndarray:
     left = 0.5 * np.sin(2 * np.pi * 440 * t)
     right = 0.3 * np.sin(2 * np.pi * 660 * t)  # the other side's echo
     sf.write(str(path), np.stack([left, right], axis=1), rate, subtype=subtype)
-    data, _ = sf.read(str(path), dtype="int16", always_2d=True)
+    data: np.ndarray = sf.read(str(path), dtype="int16", always_2d=True)[0]
     return data
 
 
