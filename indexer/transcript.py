@@ -24,12 +24,16 @@ from pydantic import (
     model_validator,
 )
 from pydantic.dataclasses import dataclass as pydantic_dataclass
+from pydantic_core import ErrorDetails
 
 from indexer.errors import TranscriptError
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "mappings" / "transcript.schema.json"
 
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+# A word's times: a JSON number only (ints too). Lax mode would read "1.5" or true as seconds,
+# and a producer that writes a word's times as strings has a bug that must surface.
+WordSeconds = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
 # The one call-id rule: a safe file name (the transcript store names files by it), never a path.
 CALL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
 MAX_CALL_ID_LENGTH = 128
@@ -147,8 +151,8 @@ class AsrInfo(_Record):
 @pydantic_dataclass(frozen=True, slots=True, config=ConfigDict(extra="forbid"))
 class Word:
     text: Annotated[str, Field(min_length=1)]
-    start: Seconds
-    end: Seconds
+    start: WordSeconds
+    end: WordSeconds
     score: Annotated[float | None, Field(ge=0, le=1, allow_inf_nan=False)] = None
 
     @model_validator(mode="after")
@@ -207,7 +211,7 @@ def parse_call(data: Any, source: str) -> Call:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "(root)"
-        message = _MODEL_MESSAGES.get(first["type"], first["msg"])
+        message = _message(first)
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise TranscriptError(source, field, f"{message}{more}") from exc
 
@@ -218,6 +222,16 @@ _MODEL_MESSAGES = {
     "unexpected_keyword_argument": "Extra inputs are not permitted",
     "dataclass_type": "Input should be a valid dictionary or instance of Word",
 }
+
+
+def _message(error: ErrorDetails) -> str:
+    """What a refusal says: pydantic's message, in the models' wording; a word's seconds (the
+    one strict number of the contract) written as a string or a boolean say so."""
+    given = error.get("input")
+    if error["type"] == "float_type" and isinstance(given, str | bool):
+        kind = "a boolean" if isinstance(given, bool) else "a string"
+        return f"Input should be a number of seconds, not {kind}"
+    return _MODEL_MESSAGES.get(error["type"], error["msg"])
 
 
 @dataclass(frozen=True)

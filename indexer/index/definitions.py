@@ -139,6 +139,23 @@ def put_index_template(es: Elasticsearch, alias: str) -> None:
     )
 
 
+# While a new index version is built (not live yet): no refreshes and no replica to copy every
+# document to; ``definition_settings_of_build`` puts the definition's values back before the
+# checks and the alias move.
+BUILD_SETTINGS: dict[str, Any] = {
+    "refresh_interval": "-1",
+    "auto_expand_replicas": False,
+    "number_of_replicas": 0,
+}
+
+
+def definition_settings_of_build() -> dict[str, Any]:
+    """The definition's own value of each ``BUILD_SETTINGS`` key (None: the definition leaves
+    it to Elasticsearch's default, which putting None restores)."""
+    defined = index_definition()["settings"].get("index", {})
+    return {key: defined.get(key) for key in BUILD_SETTINGS}
+
+
 def current_index(es: Elasticsearch, alias: str) -> str | None:
     """The one index the alias points at, or None when there is no such alias."""
     if not es.indices.exists_alias(name=alias):

@@ -8,8 +8,9 @@
   contract (the store, when configured, is filled from them on the way).
 
 Either way every document is made again by the current code (terms, lemmas, metrics, tracker
-tags), into an index that takes its settings and mappings from the template. Refresh is off
-during the load, then restored. Before the alias moves, the new index must pass every check:
+tags), into an index that takes its settings and mappings from the template. Refresh and
+replicas are off during the load, then put back to the definition's. Before the alias moves,
+the new index must pass every check:
 
 * it holds exactly the calls that were built (ids, so counts too), and every call of the old
   index except deleted ones (calls only the store has are added and reported);
@@ -52,7 +53,9 @@ from indexer.errors import AudioError, ReindexError, TranscriptError
 from indexer.index.building import Builder, BuildPool, Built, can_build_in_workers, worker_count
 from indexer.index.building import batches as _batches
 from indexer.index.definitions import (
+    BUILD_SETTINGS,
     current_index,
+    definition_settings_of_build,
     index_redaction,
     index_schema_version,
     index_versions,
@@ -525,11 +528,12 @@ def reindex(
     if announce is not None:
         announce(f"building {target} from {described}")
     put_index_template(es, alias)
-    # Settings and mappings come from the template; only refresh is held off during the load.
+    # Settings and mappings come from the template; refresh and replicas are held off during
+    # the build (BUILD_SETTINGS) and put back to the definition's before the checks.
     # A create that fails (e.g. another reindex took the name) deletes nothing of anyone's.
     es.indices.create(
         index=target,
-        settings={"index": {"refresh_interval": "-1"}},
+        settings={"index": BUILD_SETTINGS},
         mappings=redaction_meta(settings.redaction),
     )
     try:
@@ -554,8 +558,9 @@ def reindex(
             store=store,
             tag=tag,
         )
-        es.indices.put_settings(index=target, settings={"index": {"refresh_interval": None}})
+        es.indices.put_settings(index=target, settings={"index": definition_settings_of_build()})
         es.indices.refresh(index=target)
+        es.cluster.health(index=target, wait_for_status="yellow", timeout="60s")
         # Calls deleted while the build ran: delete_call may have missed the half-built index.
         raced = apply_tombstones(es, alias, target)
         deleted |= set(raced)

@@ -80,11 +80,17 @@ def _cut(term: str) -> list[str]:
     return [term[i : i + MAX_TERM_LENGTH] for i in range(0, len(term), MAX_TERM_LENGTH)]
 
 
+# How a word's terms join a digit group (see terms_of_words), decided once per distinct word.
+_CONTINUES = 1  # its first term is a three-digit group written in digits: it may continue one
+_DIGITS_ONLY = 2  # the word is nothing but digits
+_HEAD = 4  # ...and one 1-3 digit group: the head of a group the next word may continue
+
+
 @lru_cache(maxsize=WORD_CACHE_SIZE)
-def _analysed(word: str) -> tuple[str, tuple[str, ...]]:
-    """A word folded (and stripped) and its terms. Cached because speech repeats a small
-    vocabulary: this runs for every word indexed and every word of every hit the API returns,
-    and folding plus the term regex cost more than the lookup."""
+def _analysed(word: str) -> tuple[tuple[str, ...], int]:
+    """A word's terms, and how they may join a digit group (the flags above). Cached because
+    speech repeats a small vocabulary: this runs for every word indexed and every word of every
+    hit the API returns, and folding plus the term regex cost more than the lookup."""
     folded = fold(word)
     terms: list[str] = []
     for match in _TERM_RE.finditer(folded):
@@ -96,12 +102,20 @@ def _analysed(word: str) -> tuple[str, tuple[str, ...]]:
             pieces = [match.group("word")]
         for piece in pieces:
             terms.extend(_cut(piece))
-    return folded.strip(), tuple(terms)
+    folded = folded.strip()
+    digit_group = 0
+    if terms and folded[:1].isdigit() and _DIGIT_GROUP.match(terms[0]):
+        digit_group |= _CONTINUES
+    if folded.isdigit():
+        digit_group |= _DIGITS_ONLY
+        if len(terms) == 1 and _DIGIT_GROUP_HEAD.match(folded):
+            digit_group |= _HEAD
+    return tuple(terms), digit_group
 
 
 def word_terms(word: str) -> list[str]:
     """The terms of one recognised word (zero for pure punctuation, several for ``e-mail``)."""
-    return list(_analysed(word)[1])
+    return list(_analysed(word)[0])
 
 
 def terms_of_words(words: Sequence[str]) -> list[Term]:
@@ -110,28 +124,24 @@ def terms_of_words(words: Sequence[str]) -> list[Term]:
     # A word that is nothing but a 1-3 digit group may be continued by the next word.
     open_group = False
     for index, word in enumerate(words):
-        folded, pieces = _analysed(word)
-        if (
-            open_group
-            and pieces
-            and folded[:1].isdigit()
-            and _DIGIT_GROUP.match(pieces[0])
-            and terms
-        ):
+        pieces, digit_group = _analysed(word)
+        if not digit_group:  # most words: no digits, so no group to join or open
+            open_group = False
+            if len(pieces) == 1:
+                terms.append(Term(pieces[0], index, index))
+            else:
+                terms.extend([Term(piece, index, index) for piece in pieces])
+            continue
+        if open_group and digit_group & _CONTINUES and terms:
             previous = terms[-1]
             terms[-1] = Term(previous.text + pieces[0], previous.first_word, index)
             pieces = pieces[1:]
             # The group stays open only while the word is a bare three-digit group.
-            open_group = not pieces and folded.isdigit()
+            open_group = not pieces and bool(digit_group & _DIGITS_ONLY)
         else:
             open_group = False
-        terms.extend(Term(piece, index, index) for piece in pieces)
-        if (
-            not open_group
-            and len(pieces) == 1
-            and folded.isdigit()
-            and _DIGIT_GROUP_HEAD.match(folded)
-        ):
+        terms.extend([Term(piece, index, index) for piece in pieces])
+        if not open_group and len(pieces) == 1 and digit_group & _HEAD:
             open_group = True
     return terms
 

@@ -175,6 +175,31 @@ def test_reindex_from_the_store_to_the_same_schema_version(
     assert es.count(index=settings.calls_alias)["count"] == 5
 
 
+# Set per index by Elasticsearch itself, never by the definition.
+OWN_SETTINGS = ("uuid", "creation_date", "provided_name", "version", "history_uuid")
+
+
+def _index_settings(es: Elasticsearch, index: str) -> dict[str, Any]:
+    found = dict(es.indices.get_settings(index=index, flat_settings=True)[index]["settings"])
+    return {k: v for k, v in found.items() if k.removeprefix("index.") not in OWN_SETTINGS}
+
+
+def test_the_live_index_has_exactly_the_definitions_settings(
+    es: Elasticsearch, settings: Settings
+) -> None:
+    """Refresh and replicas are held off while a version is built; once live it has the
+    settings of an index made from the definition alone (mappings/calls.json)."""
+    load(es, settings, CALLS)
+    made_from_definition = versioned_index_name(settings.calls_alias)
+
+    result = reindex(es, settings, tag=current_tagger(es, settings))
+
+    live = _index_settings(es, result.target)
+    assert live == _index_settings(es, made_from_definition)
+    assert "index.refresh_interval" not in live
+    assert live["index.auto_expand_replicas"] == "0-1"
+
+
 def test_stored_tracker_tags_survive_a_reindex(
     es: Elasticsearch, settings: Settings, api: TestClient
 ) -> None:

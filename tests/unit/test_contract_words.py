@@ -1,7 +1,8 @@
 """A word of the contract is a slotted pydantic dataclass (it is validated ~690 times a call), not
 a model like the records around it. It must accept and refuse exactly what the model ``Word``
-accepted (main before the change, restated below as the oracle), parse to the same call, and
-refuse with the same field and message; and a document's stored words must be what the model's
+accepted (main before the change, restated below as the oracle, with one rule since: a word's
+seconds are a JSON number, never a string or a boolean), parse to the same call, and refuse
+with the same field and message; and a document's stored words must be what the model's
 serialiser made of them."""
 
 from __future__ import annotations
@@ -9,12 +10,21 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from indexer import transcript
 from indexer.errors import TranscriptError
@@ -27,14 +37,25 @@ SAMPLE = json.loads(
 )
 
 
+def strict_seconds(value: Any) -> Any:
+    """The oracle's own statement of the seconds rule: a string or a boolean is refused."""
+    if isinstance(value, str | bool):
+        kind = "a boolean" if isinstance(value, bool) else "a string"
+        raise PydanticCustomError("float_type", f"Input should be a number of seconds, not {kind}")
+    return value
+
+
+WordSeconds = Annotated[Seconds, BeforeValidator(strict_seconds)]
+
+
 class Word(BaseModel):
     """``indexer.transcript.Word`` as a model, as it was defined before it became a dataclass
-    (named as it was: pydantic's messages name the class)."""
+    (named as it was: pydantic's messages name the class), its seconds strict."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     text: str = Field(min_length=1)
-    start: Seconds
-    end: Seconds
+    start: WordSeconds
+    end: WordSeconds
     score: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
 
     @model_validator(mode="after")
@@ -151,6 +172,10 @@ def test_mutated_words_are_accepted_or_refused_as_the_model_did(words: list[Any]
         ("a", "utterances.0.words.0", "valid dictionary or instance of Word"),
         ({"text": "a", "start": 2, "end": 1}, "utterances.0.words.0", "before it starts"),
         ({"text": "a", "start": 1, "end": math.inf}, "utterances.0.words.0.end", "finite"),
+        ({"text": "a", "start": "1.5", "end": 2}, "utterances.0.words.0.start", "not a string"),
+        ({"text": "a", "start": 1, "end": "2"}, "utterances.0.words.0.end", "not a string"),
+        ({"text": "a", "start": False, "end": 2}, "utterances.0.words.0.start", "not a boolean"),
+        ({"text": "a", "start": 0, "end": True}, "utterances.0.words.0.end", "not a boolean"),
     ],
 )
 def test_a_refused_word_names_its_field(word: Any, field: str, message: str) -> None:
@@ -160,6 +185,14 @@ def test_a_refused_word_names_its_field(word: Any, field: str, message: str) -> 
     assert caught.value.field == field
     assert message in caught.value.message
     assert (field, caught.value.message) == oracle(with_words([word]))
+
+
+def test_whole_seconds_are_numbers_too() -> None:
+    call = parse_call(with_words([{"text": "a", "start": 1, "end": 2}]), "ints.json")
+
+    word = call.utterances[0].words[0]
+    assert (word.start, word.end) == (1.0, 2.0)
+    assert isinstance(word.start, float)
 
 
 def test_stored_words_are_what_the_serialiser_made_of_them() -> None:
