@@ -241,7 +241,6 @@ def _send(
     advice: str,
     refused: Callable[[ApiError], QueryError | None],
     deadline: Deadline,
-    filter_path: list[str] | None = None,
 ) -> Any:
     """One search of the calls alias under the deadline; its answer's body (the bytes of a
     large answer from a ``LargeAnswersUndecoded`` client, else the decoded JSON)."""
@@ -255,7 +254,6 @@ def _send(
                     index=settings.calls_alias,
                     body={**body, "timeout": f"{max(1, round(left_s * 1000))}ms"},
                     allow_partial_search_results=False,
-                    filter_path=filter_path,
                 )
             except ApiError as exc:
                 decode_error_body(exc)
@@ -315,19 +313,6 @@ def search_whole(
     return dict(answer)
 
 
-# What a page reads of Elasticsearch's answer: Elasticsearch leaves out the rest (each hit's
-# index, id, score and nested offset, the shard counts) rather than it being written, sent and
-# decoded for nothing. An empty list is left out with it (no ``hits.hits`` when nothing matched).
-PAGE_ANSWER_FIELDS = [
-    "took",
-    "timed_out",
-    "hits.total.value",
-    "hits.hits._source",
-    "hits.hits.sort",
-    "hits.hits.inner_hits.*.hits.hits._source",
-]
-
-
 def send_page_search(
     es: Elasticsearch,
     settings: Settings,
@@ -359,7 +344,6 @@ def send_page_search(
         advice=SEARCH_ADVICE,
         refused=refused,
         deadline=deadline,
-        filter_path=PAGE_ANSWER_FIELDS,
     )
 
 
@@ -372,7 +356,7 @@ def page_of(
 ) -> SearchResponse:
     """The page of a search's decoded answer: its calls, each with its hits."""
     _whole(answer, settings, what="search", advice=SEARCH_ADVICE)
-    documents = answer["hits"].get("hits", [])
+    documents = answer["hits"]["hits"]
     next_cursor = None
     if len(documents) == request.size:
         next_cursor = encode_cursor(request, documents[-1]["sort"])
