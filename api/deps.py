@@ -38,8 +38,15 @@ async def get_es(request: Request) -> Elasticsearch:
     return es
 
 
+async def get_search_es(request: Request) -> Elasticsearch:
+    """The client search pages are sent with (``indexer.search.workers.search_client``)."""
+    es: Elasticsearch = request.app.state.search_es
+    return es
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 EsDep = Annotated[Elasticsearch, Depends(get_es)]
+SearchEsDep = Annotated[Elasticsearch, Depends(get_search_es)]
 # Any valid key (read or admin).
 ReadDep = Annotated[Principal, Depends(authorize)]
 # An admin key: 401 without a valid key, 403 with a read key.

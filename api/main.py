@@ -18,7 +18,8 @@ from api.routes import calls, export, health, jobs, search, trackers, vocabulary
 from api.security import ApiKeys, RequestLimits, authorize, reject_unknown_parameters
 from api.security.signing import UrlSigner, install_log_redaction
 from indexer.elastic import connect
-from indexer.search.workers import start_search_workers
+from indexer.processes import shutdown_pools
+from indexer.search.workers import search_client
 from indexer.settings import Settings, get_settings
 from indexer.trackers.jobs import JobWorker
 
@@ -48,17 +49,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         worker = JobWorker(_es_client(settings), settings)
         app.state.job_worker = worker
         worker.start()
-        # Searches run in worker processes (indexer/search/workers.py), started before the
-        # first request rather than by it.
-        await asyncio.to_thread(start_search_workers, settings)
+        # Large search pages are built in worker processes (indexer/search/workers.py),
+        # started by the first answer that needs one: most pages never do, and two spawned
+        # workers cost ~2 s of CPU and ~200 MB that an API of light searches would spend for
+        # nothing.
         yield
         worker.stop()
         worker.es.close()
         app.state.job_worker = None
+        # The search and re-tag workers stop with the app, their semaphores released: uvicorn
+        # ends on SIGTERM by raising it again, which skips the interpreter's exit handlers
+        # (indexer/processes.py).
+        await asyncio.to_thread(shutdown_pools)
         app.state.es.close()
-        # A client that opens no connection until used: an app whose lifespan runs again (a
-        # test client per request does that) must not be left with a closed one.
+        app.state.search_es.close()
+        # Clients that open no connection until used: an app whose lifespan runs again (a
+        # test client per request does that) must not be left with closed ones.
         app.state.es = _es_client(settings)
+        app.state.search_es = search_client(settings)
 
     app = FastAPI(
         title="Earshot",
@@ -78,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Created here, not at start-up, so the app works with or without the lifespan running.
     app.state.settings = settings
     app.state.es = _es_client(settings)
+    app.state.search_es = search_client(settings)
     app.state.api_keys = keys
     secret = settings.audio_url_secret
     app.state.url_signer = UrlSigner.from_secret(

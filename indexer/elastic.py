@@ -4,6 +4,7 @@ which failures are worth retrying, and the capped exponential backoff that retri
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -36,23 +37,61 @@ def es_hosts(es_url: str) -> list[str]:
     return hosts
 
 
+def decode_answer(data: bytes) -> Any:
+    """An answer's JSON: orjson, and what orjson refuses while the standard library reads it
+    (an escaped lone surrogate) by the standard library, so no answer that parsed before
+    fails now."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
 class OrjsonAnswers(JsonSerializer):
     """Requests written as the client always writes them; answers parsed with orjson.
 
     A search page's answer is 50–300 KB of JSON (every shown utterance with its words), and
     parsing it was the largest single cost of the API's own time; orjson reads it about three
-    times faster than the standard library. What orjson refuses and the standard library reads
-    (an escaped lone surrogate) goes to the standard library, so no answer that parsed before
-    fails now."""
+    times faster than the standard library."""
 
     def json_loads(self, data: bytes) -> Any:
-        try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return super().json_loads(data)
+        return decode_answer(data)
 
 
-def connect(settings: Settings) -> Elasticsearch:
+class LargeAnswersUndecoded(OrjsonAnswers):
+    """As ``OrjsonAnswers``, but an answer of ``undecoded_from`` bytes or more is returned as
+    its bytes (the client's response body is then ``bytes``), for the caller to decode where
+    it chooses: a large search page is decoded in a worker process, since decoding it is one C
+    call that holds the GIL throughout (``indexer.search.workers``)."""
+
+    def __init__(self, undecoded_from: int) -> None:
+        super().__init__()
+        self.undecoded_from = undecoded_from
+
+    def loads(self, data: bytes) -> Any:
+        if len(data) >= self.undecoded_from:
+            return data
+        return super().loads(data)
+
+
+def decode_error_body(exc: ApiError) -> None:
+    """Give an error whose answer a ``LargeAnswersUndecoded`` client left as bytes its
+    decoded body and the message the client gives it when it decodes (the error's type)."""
+    if not isinstance(exc.body, bytes):
+        return
+    try:
+        exc.body = decode_answer(exc.body)
+    except ValueError:
+        exc.body = exc.body.decode(errors="replace")
+        exc.message = exc.body
+        return
+    error = exc.body.get("error", exc.message) if isinstance(exc.body, dict) else exc.message
+    exc.message = error["type"] if isinstance(error, dict) and "type" in error else str(error)
+
+
+def connect(settings: Settings, *, undecoded_from: int | None = None) -> Elasticsearch:
+    """The client. With ``undecoded_from``, answers of that many bytes or more come back as
+    their bytes (``LargeAnswersUndecoded``; errors: ``decode_error_body``)."""
     # No sniffing: the nodes named are the ones reachable from here (a cluster's own addresses
     # may not be); a node that fails a request is set aside and the request goes to the next.
     return Elasticsearch(
@@ -61,7 +100,9 @@ def connect(settings: Settings) -> Elasticsearch:
         max_retries=settings.es_max_retries,
         retry_on_timeout=True,
         # Also used for the compatibility mimetype Elasticsearch 9 answers with.
-        serializer=OrjsonAnswers(),
+        serializer=OrjsonAnswers()
+        if undecoded_from is None
+        else LargeAnswersUndecoded(undecoded_from),
     )
 
 

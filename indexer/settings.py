@@ -18,6 +18,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Shorter keys can be guessed; a generated key (openssl rand -hex 32) is far longer.
 MIN_API_KEY_LENGTH = 16
+# Measured: docs/benchmarks.md, *Search pages: the Elasticsearch call in the API, large answers
+# to a worker*.
+SEARCH_WORKER_MIN_BYTES = 262_144
 
 
 class Settings(BaseSettings):
@@ -241,9 +244,17 @@ class Settings(BaseSettings):
         default=2,
         ge=0,
         le=64,
-        description="Worker processes that run search pages (the Elasticsearch call, decoding "
-        "its answer, rebuilding the hits; indexer/search/workers.py), so the API's own process "
-        "keeps its GIL for answering requests; 0 searches in the request's thread.",
+        description="Worker processes that build the search pages of large Elasticsearch "
+        "answers (decoding the answer, rebuilding the hits; indexer/search/workers.py), so the "
+        "API's own process keeps its GIL for answering requests; 0 builds every page in the "
+        "request's thread.",
+    )
+    search_worker_min_bytes: int = Field(
+        default=SEARCH_WORKER_MIN_BYTES,
+        ge=0,
+        description="Elasticsearch answers of this many bytes or more are built into a search "
+        "page by a search worker; smaller ones in the request's thread, where they cost less "
+        "(docs/benchmarks.md). 0: every page in a worker.",
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,

@@ -11,7 +11,7 @@ from elasticsearch import Elasticsearch
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from api.deps import EsDep, SettingsDep
+from api.deps import EsDep, SearchEsDep, SettingsDep
 from api.schemas import Problem
 from indexer.errors import QueryError
 from indexer.metrics import METRIC_NAMES
@@ -178,7 +178,7 @@ SearchRequestDep = Annotated[SearchRequest, Depends(search_request)]
     summary="Find calls by what was said, with the second each match was said at",
 )
 def search(
-    es: EsDep,
+    search_es: SearchEsDep,
     settings: SettingsDep,
     request: SearchRequestDep,
     size: Annotated[int, Query(ge=1, description="Calls per page.")] = 20,
@@ -188,9 +188,9 @@ def search(
 ) -> Response:
     if size > settings.max_page_size:
         raise QueryError(f"size must be at most {settings.max_page_size}")
-    # Built and encoded in a search worker process (indexer/search/workers.py): the bytes
-    # are the answer.
-    page = search_page_json(es, settings, replace(request, size=size, cursor=cursor))
+    # Encoded where it was built (here, or in a search worker process for a large answer:
+    # indexer/search/workers.py): the bytes are the answer.
+    page = search_page_json(search_es, settings, replace(request, size=size, cursor=cursor))
     return Response(page, media_type="application/json")
 
 

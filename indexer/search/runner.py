@@ -25,7 +25,7 @@ from typing import Any
 import elastic_transport
 from elasticsearch import ApiError, Elasticsearch, NotFoundError
 
-from indexer.elastic import backend_errors, describe
+from indexer.elastic import backend_errors, decode_answer, decode_error_body, describe
 from indexer.errors import QueryError, SearchBackendError, SearchTimeoutError
 from indexer.search.compiler import CompiledQuery
 from indexer.search.layout import term_layout
@@ -232,6 +232,55 @@ def cancel_in_background(es: Elasticsearch, opaque_id: str) -> None:
     ).start()
 
 
+def _send(
+    es: Elasticsearch,
+    settings: Settings,
+    body: dict[str, Any],
+    *,
+    what: str,
+    advice: str,
+    refused: Callable[[ApiError], QueryError | None],
+    deadline: Deadline,
+) -> Any:
+    """One search of the calls alias under the deadline; its answer's body (the bytes of a
+    large answer from a ``LargeAnswersUndecoded`` client, else the decoded JSON)."""
+    deadline.check(what, advice)
+    left_s = max(deadline.left_s(), MIN_WAIT_S)
+    client = es.options(request_timeout=left_s, opaque_id=deadline.opaque_id)
+    try:
+        with backend_errors(settings.es_url):
+            try:
+                answer = client.search(
+                    index=settings.calls_alias,
+                    body={**body, "timeout": f"{max(1, round(left_s * 1000))}ms"},
+                    allow_partial_search_results=False,
+                )
+            except ApiError as exc:
+                decode_error_body(exc)
+                if isinstance(exc, NotFoundError):
+                    raise SearchBackendError(
+                        f"the calls index '{settings.calls_alias}' does not exist yet: load "
+                        "transcripts first (python -m indexer load)"
+                    ) from exc
+                error = refused(exc)
+                if error is not None:
+                    raise error from exc
+                raise
+    except SearchTimeoutError as exc:
+        cancel_in_background(es, deadline.opaque_id)
+        raise SearchTimeoutError(
+            f"the {what} ran past {settings.es_search_timeout_s:g} s: {advice}"
+        ) from exc
+    return answer.body
+
+
+def _whole(answer: dict[str, Any], settings: Settings, *, what: str, advice: str) -> None:
+    if answer.get("timed_out"):
+        raise SearchTimeoutError(
+            f"the {what} ran past {settings.es_search_timeout_s:g} s: {advice}"
+        )
+
+
 def search_whole(
     es: Elasticsearch,
     settings: Settings,
@@ -251,48 +300,29 @@ def search_whole(
     The budget is a real deadline: Elasticsearch's ``timeout`` is best effort (a shard checks it
     now and then), so the client also stops waiting when the budget is spent, and then cancels
     the task in Elasticsearch (found by its ``X-Opaque-Id``)."""
-    deadline = deadline or Deadline(settings)
-    deadline.check(what, advice)
-    left_s = max(deadline.left_s(), MIN_WAIT_S)
-    client = es.options(request_timeout=left_s, opaque_id=deadline.opaque_id)
-    try:
-        with backend_errors(settings.es_url):
-            try:
-                answer = client.search(
-                    index=settings.calls_alias,
-                    body={**body, "timeout": f"{max(1, round(left_s * 1000))}ms"},
-                    allow_partial_search_results=False,
-                )
-            except NotFoundError as exc:
-                raise SearchBackendError(
-                    f"the calls index '{settings.calls_alias}' does not exist yet: load "
-                    "transcripts first (python -m indexer load)"
-                ) from exc
-            except ApiError as exc:
-                error = refused(exc)
-                if error is not None:
-                    raise error from exc
-                raise
-    except SearchTimeoutError as exc:
-        cancel_in_background(es, deadline.opaque_id)
-        raise SearchTimeoutError(
-            f"the {what} ran past {settings.es_search_timeout_s:g} s: {advice}"
-        ) from exc
-    if answer.get("timed_out"):
-        raise SearchTimeoutError(
-            f"the {what} ran past {settings.es_search_timeout_s:g} s: {advice}"
-        )
+    answer = _send(
+        es,
+        settings,
+        body,
+        what=what,
+        advice=advice,
+        refused=refused,
+        deadline=deadline or Deadline(settings),
+    )
+    _whole(answer, settings, what=what, advice=advice)
     return dict(answer)
 
 
-def search_calls(
+def send_page_search(
     es: Elasticsearch,
     settings: Settings,
     request: SearchRequest,
-    deadline: Deadline | None = None,
-) -> SearchResponse:
-    deadline = deadline or Deadline(settings)
-    body, named = build_query(request, settings.max_hits_per_call)
+    body: dict[str, Any],
+    deadline: Deadline,
+) -> Any:
+    """The search of one page (``body`` from ``build_query``), whole or nothing as
+    ``search_whole``: its answer, decoded, or its bytes from a ``LargeAnswersUndecoded``
+    client (for ``page_of`` once decoded)."""
 
     def refused(exc: ApiError) -> QueryError | None:
         if _too_many_terms(exc):
@@ -306,9 +336,26 @@ def search_calls(
             return QueryError("cursor is not valid: pass next_cursor exactly as returned")
         return None
 
-    answer = search_whole(
-        es, settings, body, what="search", advice=SEARCH_ADVICE, refused=refused, deadline=deadline
+    return _send(
+        es,
+        settings,
+        body,
+        what="search",
+        advice=SEARCH_ADVICE,
+        refused=refused,
+        deadline=deadline,
     )
+
+
+def page_of(
+    answer: dict[str, Any],
+    settings: Settings,
+    request: SearchRequest,
+    named: dict[str, Match],
+    deadline: Deadline,
+) -> SearchResponse:
+    """The page of a search's decoded answer: its calls, each with its hits."""
+    _whole(answer, settings, what="search", advice=SEARCH_ADVICE)
     documents = answer["hits"]["hits"]
     next_cursor = None
     if len(documents) == request.size:
@@ -325,6 +372,21 @@ def search_calls(
         calls=calls,
         next_cursor=next_cursor,
     )
+
+
+def search_calls(
+    es: Elasticsearch,
+    settings: Settings,
+    request: SearchRequest,
+    deadline: Deadline | None = None,
+) -> SearchResponse:
+    """One page of calls, searched and built in this thread."""
+    deadline = deadline or Deadline(settings)
+    body, named = build_query(request, settings.max_hits_per_call)
+    answer = send_page_search(es, settings, request, body, deadline)
+    if isinstance(answer, bytes):
+        answer = decode_answer(answer)
+    return page_of(answer, settings, request, named, deadline)
 
 
 def _too_many_terms(exc: ApiError) -> bool:

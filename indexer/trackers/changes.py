@@ -33,7 +33,7 @@ from indexer.search.query import Node
 from indexer.search.text import fold
 from indexer.settings import Settings
 from indexer.trackers.model import TRACKER_ID_PATTERN, Tracker, TrackerCreate, TrackerSpec
-from indexer.trackers.retag_pool import BrokenProcessPool, discard_pool, worker_client, worker_pool
+from indexer.trackers.retag_pool import RETAG_POOL, BrokenProcessPool, worker_client
 from indexer.trackers.storage import (
     ensure_trackers_index,
     get_tracker,
@@ -411,7 +411,7 @@ def retag(
         # One batch or less is rebuilt right here: starting the worker processes would take
         # longer than the work (a change that tags a few calls answers at once).
         many = int(es.count(index=alias, query=query)["count"]) > settings.bulk_chunk_size
-        pool = worker_pool(settings) if many else None
+        pool = RETAG_POOL.executor(settings) if many else None
         only: list[str] | None = None
         for attempt in range(RETAG_ATTEMPTS):
             if attempt:
@@ -446,7 +446,7 @@ def retag(
                     account(*_result(in_flight.popleft()))
             except BrokenProcessPool as exc:
                 assert pool is not None
-                discard_pool(pool)
+                RETAG_POOL.discard(pool)
                 raise SearchBackendError(
                     f"re-tagging '{tracker_id}': a worker process died; run the change again"
                 ) from exc
