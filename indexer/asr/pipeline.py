@@ -220,7 +220,7 @@ class Transcriber:
         own_window = False
         language = meta.language
         if language is None:
-            language, own_window = self._detect_language(channels, chunks, warnings)
+            language, own_window = self._detect_language(audio, channels, chunks, warnings)
         aligned = self.aligner is not None and self.aligner.supports(language)
         return Prepared(
             audio, meta, tuple(channels), chunks, language, aligned, warnings, own_window
@@ -231,10 +231,10 @@ class Transcriber:
 
         Recordings on the Whisper-timestamp path that share a language (so also the hotwords
         offered) are decoded together, their channels' speech packed into shared windows
-        (``asr_group_s`` 0: every channel in windows of its own, as before cross-file
-        batching), except that a recording whose language was detected on its own window
-        keeps that window; the aligned path goes recording by recording (WhisperX's own
-        chunks, then wav2vec2)."""
+        (``asr_group_s`` 0, or a recording longer than a window: every channel in windows of
+        its own, as before cross-file batching), except that a recording whose language was
+        detected on its own window keeps that window; the aligned path goes recording by
+        recording (WhisperX's own chunks, then wav2vec2)."""
         tracks: list[list[list[Word]]] = [[] for _ in prepared]
         by_language: dict[str, list[int]] = {}
         for n, item in enumerate(prepared):
@@ -253,13 +253,14 @@ class Transcriber:
             together: list[int] = []  # sources with the same number may share windows
             for n in members:
                 item = prepared[n]
+                shares = self._shares_windows(item.audio)
                 for samples, channel_chunks in zip(item.channels, item.chunks, strict=True):
-                    if not shared:
-                        together.append(len(sources))
-                    elif item.own_window:
-                        together.append(n + 1)
-                    else:
+                    if item.own_window:
+                        together.append(n + 1)  # its channels, in the window they fit
+                    elif shares:
                         together.append(0)
+                    else:
+                        together.append(-1 - len(sources))  # this channel alone
                     sources.append((samples, channel_chunks))
             hotwords = hotwords_for(self.hotwords, language)
             found = iter(
@@ -293,14 +294,25 @@ class Transcriber:
             len(tracks), decision, speakers,
         )  # fmt: skip
 
+    def _shares_windows(self, audio: DecodedAudio) -> bool:
+        """Whether a recording's speech may share windows (its channels' with each other and
+        the group's other recordings'): only when it lasts at most a window. Alone, each
+        channel of such a call pays a whole window for less than a window of speech; a longer
+        call's channels fill windows of their own, and letting them share bought little and
+        cost a word of WER on each stereo test call (docs/asr.md, Cross-file batching)."""
+        return self.settings.asr_group_s > 0 and audio.duration_s <= self.settings.asr_chunk_s
+
     def _detect_language(
-        self, channels: Sequence[Samples], chunks: list[list[Chunk]], warnings: list[str]
+        self,
+        audio: DecodedAudio,
+        channels: Sequence[Samples],
+        chunks: list[list[Chunk]],
+        warnings: list[str],
     ) -> tuple[str, bool]:
         """The language, and whether it was detected on the recording's own window (all of
         its speech fits one): then that window's encoder pass serves its decoding too."""
-        shared = self.settings.asr_group_s > 0
         sources = list(zip(channels, chunks, strict=True))
-        in_window = self.engine.detect_language_in(sources, shared)
+        in_window = self.engine.detect_language_in(sources, self._shares_windows(audio))
         if in_window is not None:
             language, probability = in_window
         else:
