@@ -18,8 +18,10 @@ wheel, run on onnxruntime, or ``pyannote``, WhisperX's. Word times come from one
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -48,6 +50,12 @@ SILERO_MIN_SILENCE_MS = 160
 # (``packing.unheard_sources``): long enough for a word, beyond a word time's usual error.
 UNHEARD_S = 0.5
 HEARD_SLACK_S = 1.0
+# Encoder outputs of windows whose language was detected, kept for their decoding: one window
+# of the base model is 1500 × 512 floats (3 MB), so a group of short calls holds some dozens.
+HELD_ENCODINGS = 32
+# Half a sample: a window's bounds are handed to faster-whisper in seconds, which it turns back
+# into samples by truncation; the half keeps every window exactly the samples packing cut.
+HALF_SAMPLE_S = 0.5 / SAMPLE_RATE
 
 
 def resolve_device(device: Device) -> Literal["cpu", "cuda"]:
@@ -78,8 +86,10 @@ class Engine:
         from faster_whisper import BatchedInferencePipeline
 
         self._pipeline = pipeline
+        # Encodes once what language detection already encoded (``detect_language_in``).
+        self._encoder = HeldEncodings(pipeline.model, HELD_ENCODINGS)
         # Shares the WhisperX-loaded CTranslate2 model: no second copy in memory.
-        self._batched = BatchedInferencePipeline(model=pipeline.model)
+        self._batched = BatchedInferencePipeline(model=self._encoder)
         self.model_name = model_name
         self.device = device
         self.batch_size = batch_size
@@ -89,6 +99,8 @@ class Engine:
         # What cross-file packing did in this process (scripts/bench-asr reports it).
         self.windows_decoded = 0
         self.sources_redone = 0
+        self.encodings_reused = 0  # windows decoded from language detection's encoder pass
+        self.detection_passes = 0  # encoder passes run to detect a language
 
     @classmethod
     def load(
@@ -158,8 +170,59 @@ class Engine:
     def detect_language(self, speech: Samples) -> tuple[str, float]:
         """Language of (up to 30 s of) speech, and Whisper's confidence in it."""
         window = speech[: int(LANGUAGE_WINDOW_S * SAMPLE_RATE)]
+        self.detection_passes += 1
         language, probability, _ = self._pipeline.model.detect_language(audio=window)
         return str(language), float(probability)
+
+    def detect_language_in(
+        self, sources: Sequence[tuple[Samples, list[Chunk]]], shared: bool
+    ) -> tuple[str, float] | None:
+        """Language of a recording whose speech (``sources``: its channels) fits one window as
+        ``recognize_words_of`` will pack it alone (``shared``: its channels in one window),
+        detected on that very window; None when it needs more windows (or runs on a GPU,
+        where an encoder pass is cheap and its output stays on the device).
+
+        The window's encoder output is held, so decoding it (``recognize_words_of`` with this
+        recording alone in its windows) costs no second encoder pass: what faster-whisper
+        does for the first window of a file whose language it detects."""
+        if self.device != "cpu":
+            return None
+        plan = self._plan(sources, [0] * len(sources) if shared else range(len(sources)))
+        if len(plan.windows) != 1:
+            return None
+        features = self._window_features(
+            packing.packed_audio([samples for samples, _ in sources], plan), plan.windows[0]
+        )
+        model = self._encoder.whisper
+        encoded = model.encode(features[np.newaxis])
+        self.detection_passes += 1
+        scores = model.model.detect_language(encoded)[0]
+        token, probability = scores[0]  # the likeliest, as "<|ru|>"
+        self._encoder.hold(features, encoded)
+        return str(token)[2:-2], float(probability)
+
+    def _plan(
+        self, sources: Sequence[tuple[Samples, list[Chunk]]], together: Sequence[int]
+    ) -> packing.Packing:
+        plans = [
+            packing.plan(
+                [(r.start, r.end) for r in regions],
+                len(samples) / SAMPLE_RATE,
+                SPEECH_PAD_S,
+                self.chunk_s,
+            )
+            for samples, regions in sources
+        ]
+        return packing.combine(plans, self.chunk_s, together=together)
+
+    def _window_features(self, audio: Samples, window: tuple[float, float]) -> Any:
+        """The log-Mel features of one window, made as faster-whisper's batched pipeline makes
+        them from ``clip_timestamps`` (so a held encoding is found again by them)."""
+        from faster_whisper.audio import pad_or_trim
+
+        start, end = (int((t + HALF_SAMPLE_S) * SAMPLE_RATE) for t in window)
+        extractor = self._encoder.whisper.feature_extractor
+        return pad_or_trim(extractor(audio[start:end])[..., :-1])
 
     def recognize_words(
         self, samples: Samples, regions: list[Chunk], language: str, hotwords: str | None = None
@@ -175,30 +238,27 @@ class Engine:
         language: str,
         hotwords: str | None = None,
         shared: bool = True,
+        together: Sequence[int] | None = None,
     ) -> list[list[RecognizedSegment]]:
         """``recognize_words`` for several sources (channels of one or more recordings, all in
         ``language``) at once: their speech shares windows (``packing.combine``), so short
         calls fill windows together; each source gets its own segments, in its own times.
+        ``together`` (a number per source, as ``packing.combine`` takes it) keeps some apart:
+        a recording whose language was detected on its own window is decoded in that window.
 
         Each window is decoded on its own (no conditioning on previous text), so a source's
         words depend on its neighbours only within the windows they share. A source whose
         speech the shared decode left out (``packing.unheard_sources``) is decoded again in
         windows of its own (``shared`` False: every source so), and those words stand."""
         found: list[list[RecognizedSegment]] = [[] for _ in sources]
-        plans = [
-            packing.plan(
-                [(r.start, r.end) for r in regions],
-                len(samples) / SAMPLE_RATE,
-                SPEECH_PAD_S,
-                self.chunk_s,
-            )
-            for samples, regions in sources
-        ]
-        plan = packing.combine(plans, self.chunk_s, shared)
+        if together is None:
+            together = [0] * len(sources) if shared else range(len(sources))
+        plan = self._plan(sources, together)
         if not plan.windows:
             return found
         self.windows_decoded += len(plan.windows)
         audio = [samples for samples, _ in sources]
+        reused = self._encoder.reused
         segments, _ = self._batched.transcribe(
             packing.packed_audio(audio, plan),
             language=language,
@@ -208,7 +268,10 @@ class Engine:
             word_timestamps=True,
             without_timestamps=True,
             condition_on_previous_text=False,
-            clip_timestamps=[{"start": start, "end": end} for start, end in plan.windows],
+            clip_timestamps=[
+                {"start": start + HALF_SAMPLE_S, "end": end + HALF_SAMPLE_S}
+                for start, end in plan.windows
+            ],
             hotwords=hotwords,
         )
         heard: list[tuple[float, float]] = []  # every word, in packed time
@@ -231,6 +294,7 @@ class Engine:
                 text = segment.text if len(by_source) == 1 else "".join(w.text for w in words)
                 bounds = (words[0].start or 0.0, max(w.end or 0.0 for w in words))
                 found[source].append(RecognizedSegment(*bounds, text, tuple(words)))
+        self.encodings_reused += self._encoder.reused - reused
         if shared and len(sources) > 1:
             redo = sorted(packing.unheard_sources(plan, heard, UNHEARD_S, HEARD_SLACK_S))
             if redo:
@@ -252,6 +316,54 @@ class Engine:
             for s in result["segments"]
             if str(s["text"]).strip()
         ]
+
+
+class HeldEncodings:
+    """The Whisper model as faster-whisper's batched pipeline uses it, with encoder outputs
+    computed earlier (``hold``) handed back for the same features instead of encoding them
+    again. A window is found by the digest of its features, so a window that differs in any
+    sample is simply encoded; at most ``capacity`` outputs are held (the oldest go first).
+    CPU only: the outputs are kept as arrays in memory."""
+
+    def __init__(self, model: Any, capacity: int) -> None:
+        # faster_whisper.WhisperModel; not "model", which the pipeline reads through to it.
+        self.whisper = model
+        self.capacity = capacity
+        self.reused = 0
+        self._held: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._alive: Any = None  # the array the last combined output's storage points into
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.whisper, name)
+
+    def hold(self, features: np.ndarray, encoded: Any) -> None:
+        """Keep ``encoded`` (the encoder output of one window) for ``features``."""
+        self._held[_digest(features)] = np.array(encoded)[0]
+        while len(self._held) > self.capacity:
+            self._held.popitem(last=False)
+
+    def encode(self, features: np.ndarray) -> Any:
+        """The encoder output of a batch of windows' features (``WhisperModel.encode``)."""
+        if not self._held:
+            return self.whisper.encode(features)
+        import ctranslate2
+
+        batch = features if features.ndim == 3 else features[np.newaxis]
+        found = [self._held.pop(_digest(row), None) for row in batch]
+        missing = [n for n, row in enumerate(found) if row is None]
+        if len(missing) == len(found):
+            return self.whisper.encode(features)
+        if missing:
+            fresh = np.array(self.whisper.encode(np.ascontiguousarray(batch[missing])))
+            for n, row in zip(missing, fresh, strict=True):
+                found[n] = row
+        self.reused += len(found) - len(missing)
+        self._alive = np.ascontiguousarray(np.stack([r for r in found if r is not None]))
+        return ctranslate2.StorageView.from_array(self._alive)
+
+
+def _digest(features: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(features).tobytes(), digest_size=16).digest()
 
 
 def speech_of(samples: Samples, chunks: list[Chunk]) -> Samples:

@@ -139,20 +139,29 @@ def plan(
         for start, end, speech in spans
         if end > start
     ]
-    return _laid_out(placed, window, shared=False)
+    return _laid_out(placed, window)
 
 
-def combine(packings: Sequence[Packing], window_s: float, shared: bool = True) -> Packing:
+def combine(
+    packings: Sequence[Packing],
+    window_s: float,
+    shared: bool = True,
+    together: Sequence[int] | None = None,
+) -> Packing:
     """Several sources' spans in one packed signal, windows cut at span boundaries only.
 
     Source ``i`` is ``packings[i]`` (each from ``plan``, on its own recording); its spans keep
     their order and recording times and say ``source = i``. A window never splits a span, so
     a word is in one source's speech, and every source's spans come before the next source's.
-    ``shared`` False: a window also ends where a source does (each source's own windows, as
-    ``plan`` cuts them, decoded in one batch).
+    ``together`` (one number per source): a window also ends where that number changes, so
+    only consecutive sources with the same number share windows (the channels of a recording
+    that is decoded apart from the others). ``shared`` False: every source in windows of its
+    own (as ``plan`` cuts them, decoded in one batch); True and no ``together``: all share.
     """
     spans = [replace(s, source=i) for i, packing in enumerate(packings) for s in packing.spans]
-    return _laid_out(spans, _n(window_s), shared)
+    if together is None:
+        together = [0] * len(packings) if shared else range(len(packings))
+    return _laid_out(spans, _n(window_s), together)
 
 
 def unheard_sources(
@@ -192,17 +201,21 @@ def unheard_sources(
     return {source for (_, source), seconds in missed.items() if seconds >= least_s}
 
 
-def _laid_out(spans: Sequence[Span], window: int, shared: bool = True) -> Packing:
+def _laid_out(spans: Sequence[Span], window: int, together: Sequence[int] | None = None) -> Packing:
     """``spans`` end to end from packed time 0, and windows of at most ``window`` samples cut
-    at span boundaries (a span longer than a window is one window of its own); not
-    ``shared``: also where the source changes."""
+    at span boundaries (a span longer than a window is one window of its own); with
+    ``together`` (a number per source), also where the number of the span's source changes."""
     placed: list[Span] = []
     windows: list[tuple[float, float]] = []
     cursor = window_start = 0
     for n, span in enumerate(spans):
         length = _n(span.length)
         full = cursor + length - window_start > window
-        other = not shared and n > 0 and spans[n - 1].source != span.source
+        other = (
+            together is not None
+            and n > 0
+            and together[spans[n - 1].source] != together[span.source]
+        )
         if (full or other) and cursor > window_start:
             windows.append((window_start / SAMPLE_RATE, cursor / SAMPLE_RATE))
             window_start = cursor

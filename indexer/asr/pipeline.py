@@ -107,6 +107,9 @@ class Prepared:
     language: str
     aligned: bool  # wav2vec2 alignment for this language, else Whisper word timestamps
     warnings: list[str]
+    # The language was detected on the one window that holds all of the recording's speech:
+    # it is decoded in that window, apart from other recordings, from the same encoder pass.
+    own_window: bool = False
 
 
 def _words_of(segments: Sequence[RecognizedSegment]) -> list[Word]:
@@ -214,20 +217,26 @@ class Transcriber:
             return self._call(
                 audio, meta, meta.language or "und", [], warnings, False, len(channels)
             )
-        language = meta.language or self._detect_language(channels, chunks, warnings)
+        own_window = False
+        language = meta.language
+        if language is None:
+            language, own_window = self._detect_language(audio, channels, chunks, warnings)
         aligned = self.aligner is not None and self.aligner.supports(language)
-        return Prepared(audio, meta, tuple(channels), chunks, language, aligned, warnings)
+        return Prepared(
+            audio, meta, tuple(channels), chunks, language, aligned, warnings, own_window
+        )
 
     def recognize(self, prepared: Sequence[Prepared]) -> list[list[list[Word]]]:
         """The words of every channel of every recording (``[recording][channel]``).
 
         Recordings on the Whisper-timestamp path that share a language (so also the hotwords
         offered) are decoded together, their channels' speech packed into shared windows
-        (``asr_group_s`` 0: every channel in windows of its own, as before cross-file
-        batching); the aligned path goes recording by recording (WhisperX's own chunks, then
-        wav2vec2)."""
+        (``asr_group_s`` 0, or a recording longer than a window: every channel in windows of
+        its own, as before cross-file batching), except that a recording whose language was
+        detected on its own window keeps that window; the aligned path goes recording by
+        recording (WhisperX's own chunks, then wav2vec2)."""
         tracks: list[list[list[Word]]] = [[] for _ in prepared]
-        together: dict[str, list[int]] = {}
+        by_language: dict[str, list[int]] = {}
         for n, item in enumerate(prepared):
             if item.aligned:
                 tracks[n] = [
@@ -235,18 +244,28 @@ class Transcriber:
                     for samples, channel_chunks in zip(item.channels, item.chunks, strict=True)
                 ]
             else:
-                together.setdefault(item.language, []).append(n)
-        for language, members in together.items():
-            sources = [
-                (samples, channel_chunks)
-                for n in members
-                for samples, channel_chunks in zip(
-                    prepared[n].channels, prepared[n].chunks, strict=True
-                )
-            ]
+                by_language.setdefault(item.language, []).append(n)
+        shared = self.settings.asr_group_s > 0
+        for language, members in by_language.items():
+            # Those sharing windows first, then each recording kept to its own window.
+            members.sort(key=lambda n: prepared[n].own_window)
+            sources: list[tuple[Samples, list[Chunk]]] = []
+            together: list[int] = []  # sources with the same number may share windows
+            for n in members:
+                item = prepared[n]
+                shares = self._shares_windows(item.audio)
+                for samples, channel_chunks in zip(item.channels, item.chunks, strict=True):
+                    if item.own_window:
+                        together.append(n + 1)  # its channels, in the window they fit
+                    elif shares:
+                        together.append(0)
+                    else:
+                        together.append(-1 - len(sources))  # this channel alone
+                    sources.append((samples, channel_chunks))
             hotwords = hotwords_for(self.hotwords, language)
-            shared = self.settings.asr_group_s > 0
-            found = iter(self.engine.recognize_words_of(sources, language, hotwords, shared))
+            found = iter(
+                self.engine.recognize_words_of(sources, language, hotwords, shared, together)
+            )
             for n in members:
                 tracks[n] = [_words_of(next(found)) for _ in prepared[n].channels]
         return tracks
@@ -275,19 +294,37 @@ class Transcriber:
             len(tracks), decision, speakers,
         )  # fmt: skip
 
+    def _shares_windows(self, audio: DecodedAudio) -> bool:
+        """Whether a recording's speech may share windows (its channels' with each other and
+        the group's other recordings'): only when it lasts at most a window. Alone, each
+        channel of such a call pays a whole window for less than a window of speech; a longer
+        call's channels fill windows of their own, and letting them share bought little and
+        cost a word of WER on each stereo test call (docs/asr.md, Cross-file batching)."""
+        return self.settings.asr_group_s > 0 and audio.duration_s <= self.settings.asr_chunk_s
+
     def _detect_language(
-        self, channels: Sequence[Samples], chunks: list[list[Chunk]], warnings: list[str]
-    ) -> str:
-        speech = [speech_of(s, c) for s, c in zip(channels, chunks, strict=True)]
-        # Interleave channels' speech so both parties are heard within Whisper's 30 s window.
-        mixed = _interleave(speech)
-        language, probability = self.engine.detect_language(mixed)
+        self,
+        audio: DecodedAudio,
+        channels: Sequence[Samples],
+        chunks: list[list[Chunk]],
+        warnings: list[str],
+    ) -> tuple[str, bool]:
+        """The language, and whether it was detected on the recording's own window (all of
+        its speech fits one): then that window's encoder pass serves its decoding too."""
+        sources = list(zip(channels, chunks, strict=True))
+        in_window = self.engine.detect_language_in(sources, self._shares_windows(audio))
+        if in_window is not None:
+            language, probability = in_window
+        else:
+            speech = [speech_of(s, c) for s, c in zip(channels, chunks, strict=True)]
+            # Interleave channels' speech so both parties are heard within the 30 s window.
+            language, probability = self.engine.detect_language(_interleave(speech))
         if probability < LOW_LANGUAGE_CONFIDENCE:
             warnings.append(
                 f"language detected as {language!r} with low confidence ({probability:.2f}); "
                 "set it in the call metadata"
             )
-        return language
+        return language, in_window is not None
 
     def _aligned_words(self, samples: Samples, chunks: list[Chunk], language: str) -> list[Word]:
         if not chunks:

@@ -19,7 +19,12 @@ over two utterances is one span) and returns spans of words, so the seconds are 
     first); 11 digits after "СНИЛС" whatever the check.
 
   A keyword counts when it stands at most ``CONTEXT_WORDS`` words before the run; the nearest
-  one wins. A word of another kind of number ("заказ", "order", "счёт", "invoice", "договор",
+  one wins. Digits said while another speaker's number was being said (``said_elsewhere``: a
+  telephony echo of the client's card on the manager's line, crosstalk, a party reading along)
+  are that number, whatever this speaker's recogniser made of them: one group alone ("1948"),
+  no keyword before it.
+
+  A word of another kind of number ("заказ", "order", "счёт", "invoice", "договор",
   "артикул", "трек") nearer than any personal data keyword means an order number: only a card
   (Luhn) and a 12-digit ИНН are still taken from such a run. A currency word right after the
   candidate ("рублей", "dollars") means a price: nothing is taken.
@@ -41,6 +46,13 @@ from indexer.redaction.classes import PiiClass
 from indexer.redaction.digits import DigitRun, bare, digit_runs
 
 CONTEXT_WORDS = 8
+# The classes of read-out numbers: what digits heard during another speaker's number are.
+NUMBER_CLASSES = frozenset(
+    {PiiClass.CARD, PiiClass.PHONE, PiiClass.PASSPORT, PiiClass.INN, PiiClass.SNILS}
+)
+# An echo arrives later by the line's delay (tens of ms), and a faint one's word times are less
+# sure than the speaker's own: digits this close to another speaker's number still overlap it.
+ECHO_SLACK_S = 0.5
 
 # Keywords by word start (folded): "карты", "картой" start with "карт".
 _KEYWORDS: dict[PiiClass, tuple[str, ...]] = {
@@ -223,6 +235,36 @@ def _run_detections(run: DigitRun, words: Sequence[str]) -> list[Detection]:
     return found
 
 
+def _echoed_numbers(
+    runs: Sequence[DigitRun],
+    starts: Sequence[float],
+    ends: Sequence[float],
+    said_elsewhere: Sequence[tuple[PiiClass, float, float]],
+) -> list[Detection]:
+    """Pieces of ``runs`` said while one of ``said_elsewhere`` (another speaker's numbers:
+    class, start and end seconds) was, each stretch of consecutive such pieces one detection
+    of that number's class."""
+    found: list[Detection] = []
+    for run in runs:
+        previous: PiiClass | None = None
+        for piece in run.pieces:
+            start, end = starts[piece.first_word], ends[piece.last_word]
+            pii = next(
+                (
+                    pii
+                    for pii, said_start, said_end in said_elsewhere
+                    if start < said_end + ECHO_SLACK_S and end > said_start - ECHO_SLACK_S
+                ),
+                None,
+            )
+            if pii is not None and pii == previous:
+                found[-1] = Detection(pii, found[-1].first, piece.last_word)
+            elif pii is not None:
+                found.append(Detection(pii, piece.first_word, piece.last_word))
+            previous = pii
+    return found
+
+
 def _emails(words: Sequence[str], raw: Sequence[str]) -> list[Detection]:
     found: list[Detection] = []
     for index, word in enumerate(raw):
@@ -364,14 +406,22 @@ def _addresses(words: Sequence[str], raw: Sequence[str]) -> list[Detection]:
 
 
 def detect_words(
-    raw: Sequence[str], starts: Sequence[float] | None = None, ends: Sequence[float] | None = None
+    raw: Sequence[str],
+    starts: Sequence[float] | None = None,
+    ends: Sequence[float] | None = None,
+    said_elsewhere: Sequence[tuple[PiiClass, float, float]] = (),
 ) -> list[Detection]:
     """Personal data among one speaker's words (in order), as non-overlapping spans sorted by
-    their first word. ``starts``/``ends`` are the words' times (a long pause ends a number)."""
+    their first word. ``starts``/``ends`` are the words' times (a long pause ends a number);
+    ``said_elsewhere``, the numbers other speakers of the call said (class, start and end
+    seconds, ``NUMBER_CLASSES`` only): digits said meanwhile are theirs."""
     words = [bare(word) for word in raw]
     found = _emails(words, raw) + _addresses(words, raw)
-    for run in digit_runs(raw, starts, ends):
+    runs = digit_runs(raw, starts, ends)
+    for run in runs:
         found += _run_detections(run, words)
+    if said_elsewhere and starts is not None and ends is not None:
+        found += _echoed_numbers(runs, starts, ends, said_elsewhere)
     # Where two rules claim the same words the earlier-found kind (e-mail, address) keeps them.
     kept: list[Detection] = []
     for detection in sorted(found, key=lambda d: (d.first, -(d.last - d.first))):

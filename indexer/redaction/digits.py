@@ -56,6 +56,8 @@ JOINERS = frozenset(
     {"плюс", "plus", "тире", "дефис", "dash", "hyphen", "and", "и", "номер", "number"}
     | {"ну", "так", "вот", "значит", "э", "ээ", "эм", "мм", "uh", "um", "er", "erm", "hmm"}
 )
+# Spoken number words a recogniser may write hyphenated ("forty-eight", "one-nine-four-eight").
+_SPOKEN_WORDS = frozenset(_UNITS) | frozenset(_TEENS) | frozenset(_TENS) | frozenset(_HUNDREDS)
 _WRITTEN_NUMBER = re.compile(r"^\+?[\d()\-./,]*\d[\d()\-./,]*$")
 _STRIP = re.compile(r"^[^\w+]+|[^\w]+$")
 
@@ -92,6 +94,16 @@ def bare(word: str) -> str:
     """A word folded and stripped of surrounding punctuation ("Семь," → "семь"); cached, as
     speech repeats a small vocabulary."""
     return _STRIP.sub("", fold(word))
+
+
+def _spoken_parts(text: str) -> list[str]:
+    """A bare word as the number words it is made of: "forty-eight" is "forty" then "eight"
+    (how Whisper writes a pair of digits read out), any other word itself."""
+    if "-" in text:
+        parts = text.split("-")
+        if all(part in _SPOKEN_WORDS for part in parts):
+            return parts
+    return [text]
 
 
 class _Group:
@@ -189,16 +201,9 @@ def digit_runs(
             runs.append(DigitRun(tuple(pieces), plus))
         pieces, plus, repeat, plus_word = [], False, 1, None
 
-    for index, word in enumerate(words):
-        text = bare(word)
-        if (
-            starts is not None
-            and last_number_end is not None
-            and starts[index] - last_number_end > MAX_GAP_S
-        ):
-            end_run()
-        if not text:
-            continue  # punctuation alone
+    def take(text: str, index: int) -> bool:
+        """One word (or one part of a hyphenated one) into the run; False: not a number."""
+        nonlocal repeat, plus, plus_word
         number = True
         if _WRITTEN_NUMBER.match(text):
             flush_group()
@@ -246,6 +251,21 @@ def digit_runs(
         else:
             end_run()
             number = False
+        return number
+
+    for index, word in enumerate(words):
+        text = bare(word)
+        if (
+            starts is not None
+            and last_number_end is not None
+            and starts[index] - last_number_end > MAX_GAP_S
+        ):
+            end_run()
+        if not text:
+            continue  # punctuation alone
+        number = True
+        for part in _spoken_parts(text):
+            number = take(part, index)
         if number and ends is not None:
             last_number_end = ends[index]
     end_run()

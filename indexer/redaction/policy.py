@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -28,7 +29,7 @@ from indexer.index.documents import locate_words
 from indexer.index.store import TranscriptStore
 from indexer.redaction.audio import bleep_file, local_path
 from indexer.redaction.classes import CLASS_TOKEN_RE, PiiClass
-from indexer.redaction.detect import detect_words
+from indexer.redaction.detect import NUMBER_CLASSES, Detection, detect_words
 from indexer.settings import Settings
 from indexer.transcript import Call, Utterance, Word
 
@@ -68,20 +69,30 @@ class Redacted:
 
 def find_spans(call: Call) -> list[Span]:
     """Personal data in the call: each speaker's words in call order are one stream, so a
-    number read over two utterances is one detection (cut into one span per utterance)."""
+    number read over two utterances is one detection (cut into one span per utterance); and
+    digits one speaker's words hold while another speaker's number is said are that number
+    (the client's card echoed on the manager's line, as Whisper heard it there)."""
     streams: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for u_index, utterance in enumerate(call.utterances):
         streams[utterance.speaker] += [
             (u_index, w_index) for w_index in range(len(utterance.words))
         ]
+    spoken = {
+        speaker: [call.utterances[u].words[w] for u, w in refs] for speaker, refs in streams.items()
+    }
+    found = {speaker: _detect(words) for speaker, words in spoken.items()}
+    numbers = {
+        speaker: [
+            (d.pii, words[d.first].start, words[d.last].end)
+            for d in found[speaker]
+            if d.pii in NUMBER_CLASSES
+        ]
+        for speaker, words in spoken.items()
+    }
     spans: list[Span] = []
-    for refs in streams.values():
-        words = [call.utterances[u].words[w] for u, w in refs]
-        detections = detect_words(
-            [word.text for word in words],
-            [word.start for word in words],
-            [word.end for word in words],
-        )
+    for speaker, refs in streams.items():
+        elsewhere = [said for other, saids in numbers.items() if other != speaker for said in saids]
+        detections = _detect(spoken[speaker], elsewhere) if elsewhere else found[speaker]
         for detection in detections:
             covered = refs[detection.first : detection.last + 1]
             for u_index in sorted({u for u, _ in covered}):
@@ -98,6 +109,17 @@ def find_spans(call: Call) -> list[Span]:
                     )
                 )
     return sorted(spans, key=lambda span: (span.utterance, span.first))
+
+
+def _detect(
+    words: list[Word], said_elsewhere: Sequence[tuple[PiiClass, float, float]] = ()
+) -> list[Detection]:
+    return detect_words(
+        [word.text for word in words],
+        [word.start for word in words],
+        [word.end for word in words],
+        said_elsewhere,
+    )
 
 
 def _mask_utterance(utterance: Utterance, spans: list[Span]) -> Utterance:

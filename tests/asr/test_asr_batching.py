@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import json
 import statistics
 import subprocess
 from pathlib import Path
@@ -29,6 +30,13 @@ MEDIAN_START_SHIFT_S = 0.1
 P90_START_SHIFT_S = 0.5
 
 
+# Each piece's language comes in its sidecar, as a PBX's metadata gives it: a recording whose
+# language is detected has it detected on its own window and is decoded there, apart from the
+# group (tests/asr/test_asr_language.py), so only recordings with a language share windows.
+LANGUAGES = {"jfk": "en", "numbers_en": "en", "numbers_ru": "ru", "phone_call_2spk_en": "en",
+             "short_ru": "ru", "stereo_two_speakers_en": "en"}  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def pieces(real_audio: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """The real recordings cut into 15 s pieces: several short calls, English and Russian."""
@@ -40,6 +48,9 @@ def pieces(real_audio: Path, tmp_path_factory: pytest.TempPathFactory) -> list[P
              str(folder / f"{source.stem}_%03d.wav")],
             check=True,
         )  # fmt: skip
+        sidecar = json.dumps({"language": LANGUAGES[source.stem]})
+        for piece in folder.glob(f"{source.stem}_*.wav"):
+            piece.with_name(f"{piece.stem}.meta.json").write_text(sidecar, encoding="utf-8")
     return sorted(folder.glob("*.wav"))
 
 

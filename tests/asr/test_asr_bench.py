@@ -39,8 +39,8 @@ def test_bench_asr_smoke(real_audio: Path, tmp_path: Path) -> None:
         assert row["audio_s"] > 3
         assert row["wall_s"] > 0
     # "N (R)": windows decoded, R of them redone. Both pieces have speech, so alone they take a
-    # window each; together no more (one, unless Whisper heard the 1.2 s piece as another
-    # language: languages never share a window).
+    # window each; together no more (they have no language in metadata, so each is detected
+    # on its own window and decoded there: two).
     grouped, alone = (int(row["windows"].split()[0]) for row in report["rows"][:2])
     assert alone == 2
     assert 1 <= grouped <= alone

@@ -141,6 +141,22 @@ def test_sources_share_windows_and_words_map_back_to_their_own() -> None:
     assert len(alone.windows) == 3
 
 
+def test_sources_kept_together_share_windows_only_with_each_other() -> None:
+    # Sources 0 and 1 (8 s and 12.8 s padded) may share; 2 and 3 are the two channels of a
+    # recording kept to its own window (7.2 s and 4 s): they share it, and nobody else does,
+    # although the first window has room for them.
+    first = plan([(1.0, 8.2)], duration_s=10.0, pad_s=0.4, window_s=30.0)
+    second = plan([(0.5, 4.1), (6.0, 13.6)], duration_s=15.0, pad_s=0.4, window_s=30.0)
+    left = plan([(0.4, 6.8)], duration_s=7.2, pad_s=0.4, window_s=30.0)
+    right = plan([(1.0, 4.2)], duration_s=7.2, pad_s=0.4, window_s=30.0)
+    kept = combine([first, second, left, right], window_s=30.0, together=[0, 0, 1, 1])
+    assert kept.windows == ((0.0, 20.8), (20.8, 32.0))
+    assert [s.source for s in kept.spans] == [0, 1, 1, 2, 3]
+    apart = combine([first, second, left, right], window_s=30.0, together=[0, 0, 1, 2])
+    assert apart.windows == ((0.0, 20.8), (20.8, 28.0), (28.0, 32.0))
+    assert combine([first, second], 30.0, together=[0, 1]).windows == ((0.0, 8.0), (8.0, 20.8))
+
+
 def test_a_source_left_out_of_a_shared_window_is_unheard() -> None:
     first = plan([(0.4, 5.0)], duration_s=6.0, pad_s=0.4, window_s=30.0)
     second = plan([(0.4, 3.0)], duration_s=4.0, pad_s=0.4, window_s=30.0)

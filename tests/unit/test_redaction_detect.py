@@ -32,6 +32,10 @@ from indexer.redaction.digits import digit_runs
         ("+7 (916) 123 45 67", ["79161234567"]),
         ("семь, э, восемь", ["78"]),  # a filler does not end the number
         ("семь рублей восемь", ["7", "8"]),  # another word does
+        # Whisper writes a pair of digits read out hyphenated
+        ("4276, 7975, 4323, nineteen forty-eight.", ["4276797543231948"]),
+        ("forty-two seventy-six one-nine-four-eight", ["42761948"]),
+        ("a well-known double-decker", []),
     ],
 )
 def test_digits_read_out_in_any_grouping(said: str, digits: list[str]) -> None:

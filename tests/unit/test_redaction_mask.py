@@ -18,6 +18,7 @@ from indexer.redaction.policy import Policy, find_spans, masked_times, redact_ca
 from indexer.search.query import And, Match, Not, Pattern, RoleFilter, parse_query
 from indexer.search.text import terms_of_text
 from indexer.settings import Settings
+from indexer.transcript import Utterance, Word
 
 CARD = "4276 7975 4323 1948"
 
@@ -80,6 +81,73 @@ def test_a_number_read_over_two_utterances_is_masked_in_both() -> None:
     masked = redact_call(call, Policy.MASK).call
     assert masked.utterances[0].text == "карта [card]"
     assert masked.utterances[2].text == "[card] всё"
+
+
+def _said(speaker: str, role: str, timed: list[tuple[str, float, float]]) -> Utterance:
+    words = [Word(text=text, start=start, end=end) for text, start, end in timed]
+    return Utterance(
+        speaker=speaker,
+        role=role,  # type: ignore[arg-type]
+        start=words[0].start,
+        end=words[-1].end,
+        text=" ".join(w.text for w in words),
+        words=words,
+    )
+
+
+# The redaction ASR test's stereo call as Whisper base transcribed it (tests/asr/
+# test_asr_redaction.py): the client reads the card out; its echo on the manager's line.
+QUESTION = [
+    ("Can", 0.04, 0.16), ("I", 0.16, 0.3), ("take", 0.3, 0.62), ("the", 0.62, 0.8),
+    ("card", 0.8, 1.06), ("number", 1.06, 1.44), ("for", 1.44, 1.72), ("the", 1.72, 1.88),
+    ("prepayment?", 1.88, 2.5),
+]  # fmt: skip
+READ_OUT = [
+    ("My", 3.77, 3.89), ("card", 3.89, 4.19), ("number", 4.19, 4.63), ("is", 4.63, 4.85),
+    ("4276-7975-4323-1948", 4.85, 10.91),
+]  # fmt: skip
+
+# The whole echo, "card" heard as "car" and one digit wrong: no keyword, no Luhn.
+MISHEARD_ECHO = [
+    ("My", 3.82, 3.95), ("car", 3.95, 4.27), ("number", 4.27, 4.71), ("is", 4.71, 4.91),
+    ("4276,", 4.91, 6.27), ("7975,", 6.63, 8.19), ("4323,", 8.59, 9.71), ("1949.", 9.99, 10.99),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        [("1948.", 9.99, 10.99)],  # only the end of the echo was heard on the manager's line
+        [("4323,", 8.59, 9.71), ("nineteen", 9.99, 10.4), ("forty-eight.", 10.4, 10.99)],
+        MISHEARD_ECHO,
+    ],
+    ids=["one-group", "spelled", "misheard-no-keyword"],
+)
+def test_digits_heard_on_the_other_line_while_a_card_is_read_out_are_masked(
+    echo: list[tuple[str, float, float]],
+) -> None:
+    call = make_call("c5", [("manager", "hello"), ("client", "hello")])
+    utterances = [
+        _said("left", "manager", QUESTION),
+        _said("right", "client", READ_OUT),
+        _said("left", "manager", echo),
+    ]
+    call = call.model_copy(update={"utterances": utterances})
+    masked = redact_call(call, Policy.MASK).call
+    assert not re.search(r"\d|nineteen|forty", masked.utterances[2].text), masked.utterances[2]
+    assert masked.utterances[1].text == "My card number is [card]"
+    assert "[card]" in masked.utterances[2].text
+    # The manager's own words around it stay: only the digits said meanwhile are the card's.
+    assert masked.utterances[0] == call.utterances[0]
+
+
+def test_digits_said_apart_from_another_speakers_number_are_judged_alone() -> None:
+    call = make_call("c6", [("manager", "hello"), ("client", "hello")])
+    later = [("Room", 12.0, 12.3), ("1948,", 12.4, 13.0), ("fine.", 13.1, 13.4)]
+    utterances = [_said("right", "client", READ_OUT), _said("left", "manager", later)]
+    call = call.model_copy(update={"utterances": utterances})
+    masked = redact_call(call, Policy.MASK).call
+    assert masked.utterances[1].text == "Room 1948, fine."
 
 
 def test_text_unlike_the_words_is_rebuilt_from_the_masked_words() -> None:
