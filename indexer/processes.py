@@ -48,13 +48,19 @@ def _start_worker(
 ) -> None:
     if niceness:
         os.nice(niceness)
-    parent = os.getppid()
-    threading.Thread(target=_exit_with, args=(parent,), name="parent-watch", daemon=True).start()
+    leave_with_parent()
     # Imported now, while the worker waits for its first task, not when that task arrives.
     for module in modules:
         importlib.import_module(module)
     if initializer is not None:
         initializer(*initargs)
+
+
+def leave_with_parent() -> None:
+    """Make this worker process exit as soon as the process that started it is gone (for
+    pools not made by ``WorkerPool``, which does this itself)."""
+    parent = os.getppid()
+    threading.Thread(target=_exit_with, args=(parent,), name="parent-watch", daemon=True).start()
 
 
 def _exit_with(parent: int) -> None:
@@ -154,4 +160,4 @@ def shutdown_pools() -> None:
         pool.shutdown()
 
 
-__all__ = ["WorkerPool", "shutdown_pools"]
+__all__ = ["WorkerPool", "leave_with_parent", "shutdown_pools"]

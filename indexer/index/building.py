@@ -28,6 +28,7 @@ import orjson
 
 from indexer.errors import AudioError, EarshotError, TranscriptError
 from indexer.index.documents import call_document
+from indexer.processes import leave_with_parent
 from indexer.redaction.policy import apply_policy
 from indexer.settings import Settings
 from indexer.transcript import Call, SourcedCall, encode_call_file, parse_call, read_call_file
@@ -173,6 +174,9 @@ _worker_settled = False
 
 def _start_worker(work: Callable[[Any, Any], Any], state: Any) -> None:
     global _worker_work
+    # A loader killed mid-load runs no shutdown: without this its workers would wait for
+    # batches for ever (their siblings keep the task pipe open).
+    leave_with_parent()
     _worker_work = (work, state)
 
 

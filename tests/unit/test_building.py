@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import pickle
+import signal
+import subprocess
+import sys
+import time
 import weakref
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,3 +120,55 @@ def test_a_settled_heap_is_frozen_and_still_frees_what_nothing_refers_to() -> No
         assert alive() is None
     finally:
         gc.unfreeze()  # the rest of the test run collects as usual
+
+
+# A loader that builds in workers, then waits: it prints its workers' pids and is killed.
+_KILLED_LOADER = """
+import os, sys, time
+from indexer.index.building import BuildPool
+
+def pid_of(state, item):
+    return os.getpid()
+
+if __name__ == "__main__":
+    with BuildPool(pid_of, None, 2) as pool:
+        pids = set()
+        for _, built in pool.build([[n] for n in range(40)]):
+            pids.update(built)
+        print(" ".join(map(str, sorted(pids))), flush=True)
+        time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by init) is gone too.
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split(") ", 1)[1][0] != "Z"
+
+
+def test_build_workers_leave_when_their_loader_is_killed(tmp_path: Path) -> None:
+    """A loader killed mid-load (SIGKILL, so no shutdown runs) leaves no build worker behind
+    waiting for batches for ever."""
+    script = tmp_path / "loader.py"
+    script.write_text(_KILLED_LOADER)
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    loader = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert loader.stdout is not None
+    workers = [int(pid) for pid in loader.stdout.readline().split()]
+    assert workers, "the loader built nothing in workers"
+    assert all(_alive(pid) for pid in workers)
+    loader.send_signal(signal.SIGKILL)
+    loader.wait()
+    deadline = time.monotonic() + 60
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = [pid for pid in workers if _alive(pid)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert left == [], f"build workers {left} outlived their killed loader"
