@@ -18,6 +18,10 @@ A ``WorkerPool`` is a ``ProcessPoolExecutor`` that is
 
 A worker also leaves by itself as soon as its parent is gone (killed, so no shutdown ran): its
 siblings keep the task pipe open, so it would otherwise wait for work for ever.
+
+The loader's ``BuildPool`` (``indexer/index/building.py``) is not a ``WorkerPool``: it lives for
+one load, is sized by that load and hands each worker the load's state as it starts; it takes
+the parent watch from here (``leave_with_parent``).
 """
 
 from __future__ import annotations
