@@ -18,21 +18,42 @@ import zstandard
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
     model_validator,
 )
 from pydantic.dataclasses import dataclass as pydantic_dataclass
-from pydantic_core import ErrorDetails
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from indexer.errors import TranscriptError
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "mappings" / "transcript.schema.json"
 
-Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-# A word's times: a JSON number only (ints too). Lax mode would read "1.5" or true as seconds,
-# and a producer that writes a word's times as strings has a bug that must surface.
+
+_NOT_A_NUMBER = "Input should be a number, not {kind}"
+
+
+def _kind(value: str | bool) -> str:
+    return "a boolean" if isinstance(value, bool) else "a string"
+
+
+def _json_number(value: Any) -> Any:
+    # Every number of the contract is a JSON number (ints too). Lax mode would read "1.5" or
+    # true as one, and a producer that writes numbers as strings has a bug that must surface.
+    # A validator, not strict mode: strict mode would also refuse float-like values such as
+    # NumPy scalars from the code that makes transcripts; these fields are few per call.
+    if isinstance(value, str | bool):
+        raise PydanticCustomError("number_type", _NOT_A_NUMBER, {"kind": _kind(value)})
+    return value
+
+
+JsonNumber = BeforeValidator(_json_number)
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False), JsonNumber]
+# A word's numbers: strict mode, checked in pydantic-core (~690 words a call, where a Python
+# validator per field would cost more than the rest of the word); the words' makers give
+# Python floats.
 WordSeconds = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
 # The one call-id rule: a safe file name (the transcript store names files by it), never a path.
 CALL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
@@ -78,8 +99,8 @@ class Client(_Record):
 
 class AudioInfo(_Record):
     uri: str = Field(description="Where the recording lives (path or URL), for the player.")
-    channels: int = Field(ge=1, le=8)
-    sample_rate: int = Field(gt=0)
+    channels: Annotated[int, JsonNumber] = Field(ge=1, le=8)
+    sample_rate: Annotated[int, JsonNumber] = Field(gt=0)
 
 
 class RolesEvidence(StrEnum):
@@ -97,15 +118,15 @@ class SpeakerInfo(_Record):
     speaker: str = Field(min_length=1, max_length=64, examples=["SPEAKER_01"])
     role: Role
     talk_s: Seconds = Field(description="Seconds of the speaker's diarized turns.")
-    words: int = Field(ge=0, description="Words attributed to the speaker.")
-    ambiguous_words: int = Field(
+    words: Annotated[int, JsonNumber] = Field(ge=0, description="Words attributed to the speaker.")
+    ambiguous_words: Annotated[int, JsonNumber] = Field(
         default=0,
         ge=0,
         description="Words no turn of this speaker covered the majority of (they overlap "
         "another speaker's turn, or fall between turns) that were kept with this speaker "
         "because they continue this speaker's talk.",
     )
-    similarity: float | None = Field(
+    similarity: Annotated[float | None, JsonNumber] = Field(
         default=None,
         ge=-1,
         le=1,
@@ -134,7 +155,7 @@ class AsrInfo(_Record):
         "and in hand-made ones.",
         examples=["voiceprint"],
     )
-    roles_confidence: float | None = Field(
+    roles_confidence: Annotated[float | None, JsonNumber] = Field(
         default=None,
         ge=0,
         le=1,
@@ -153,7 +174,7 @@ class Word:
     text: Annotated[str, Field(min_length=1)]
     start: WordSeconds
     end: WordSeconds
-    score: Annotated[float | None, Field(ge=0, le=1, allow_inf_nan=False)] = None
+    score: Annotated[float | None, Field(ge=0, le=1, allow_inf_nan=False, strict=True)] = None
 
     @model_validator(mode="after")
     def _ends_after_start(self) -> Self:
@@ -225,12 +246,11 @@ _MODEL_MESSAGES = {
 
 
 def _message(error: ErrorDetails) -> str:
-    """What a refusal says: pydantic's message, in the models' wording; a word's seconds (the
-    one strict number of the contract) written as a string or a boolean say so."""
+    """What a refusal says: pydantic's message, in the models' wording; a word's number (strict
+    mode) written as a string or a boolean says what ``_json_number`` says elsewhere."""
     given = error.get("input")
     if error["type"] == "float_type" and isinstance(given, str | bool):
-        kind = "a boolean" if isinstance(given, bool) else "a string"
-        return f"Input should be a number of seconds, not {kind}"
+        return _NOT_A_NUMBER.format(kind=_kind(given))
     return _MODEL_MESSAGES.get(error["type"], error["msg"])
 
 

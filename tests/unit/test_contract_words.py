@@ -37,26 +37,28 @@ SAMPLE = json.loads(
 )
 
 
-def strict_seconds(value: Any) -> Any:
-    """The oracle's own statement of the seconds rule: a string or a boolean is refused."""
+def json_number(value: Any) -> Any:
+    """The oracle's own statement of the numbers rule: a string or a boolean is refused."""
     if isinstance(value, str | bool):
         kind = "a boolean" if isinstance(value, bool) else "a string"
-        raise PydanticCustomError("float_type", f"Input should be a number of seconds, not {kind}")
+        raise PydanticCustomError("float_type", f"Input should be a number, not {kind}")
     return value
 
 
-WordSeconds = Annotated[Seconds, BeforeValidator(strict_seconds)]
+WordSeconds = Annotated[Seconds, BeforeValidator(json_number)]
 
 
 class Word(BaseModel):
     """``indexer.transcript.Word`` as a model, as it was defined before it became a dataclass
-    (named as it was: pydantic's messages name the class), its seconds strict."""
+    (named as it was: pydantic's messages name the class), its numbers JSON numbers."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     text: str = Field(min_length=1)
     start: WordSeconds
     end: WordSeconds
-    score: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
+    score: Annotated[float | None, BeforeValidator(json_number)] = Field(
+        default=None, ge=0, le=1, allow_inf_nan=False
+    )
 
     @model_validator(mode="after")
     def _ends_after_start(self) -> Self:
@@ -176,6 +178,11 @@ def test_mutated_words_are_accepted_or_refused_as_the_model_did(words: list[Any]
         ({"text": "a", "start": 1, "end": "2"}, "utterances.0.words.0.end", "not a string"),
         ({"text": "a", "start": False, "end": 2}, "utterances.0.words.0.start", "not a boolean"),
         ({"text": "a", "start": 0, "end": True}, "utterances.0.words.0.end", "not a boolean"),
+        (
+            {"text": "a", "start": 0, "end": 1, "score": "0.9"},
+            "utterances.0.words.0.score",
+            "not a string",
+        ),
     ],
 )
 def test_a_refused_word_names_its_field(word: Any, field: str, message: str) -> None:
