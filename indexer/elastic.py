@@ -10,17 +10,25 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import elastic_transport
 import orjson
+from elastic_transport import ObjectApiResponse
 from elasticsearch import ApiError, Elasticsearch
+from elasticsearch._version import __versionstr__ as client_version
+from elasticsearch.exceptions import HTTP_EXCEPTIONS
 from elasticsearch.serializer import JsonSerializer
 
 from indexer.errors import SearchBackendError, SearchTimeoutError
 from indexer.settings import Settings
 
 INITIAL_BACKOFF_S = 0.5
+
+# The Accept and Content-Type the client sends: JSON of its major version's compatibility mode.
+COMPATIBLE_JSON = (
+    "application/vnd.elasticsearch+json; compatible-with=" + client_version.partition(".")[0]
+)
 
 
 log = logging.getLogger("earshot.es")
@@ -74,6 +82,12 @@ class LargeAnswersUndecoded(OrjsonAnswers):
         return super().loads(data)
 
 
+def _error_message(body: Any, default: str) -> str:
+    """The message the client gives an error answer: its error's type, when it has one."""
+    error = body.get("error", default) if isinstance(body, dict) else default
+    return error["type"] if isinstance(error, dict) and "type" in error else str(error)
+
+
 def decode_error_body(exc: ApiError) -> None:
     """Give an error whose answer a ``LargeAnswersUndecoded`` client left as bytes its
     decoded body and the message the client gives it when it decodes (the error's type)."""
@@ -85,8 +99,54 @@ def decode_error_body(exc: ApiError) -> None:
         exc.body = exc.body.decode(errors="replace")
         exc.message = exc.body
         return
-    error = exc.body.get("error", exc.message) if isinstance(exc.body, dict) else exc.message
-    exc.message = error["type"] if isinstance(error, dict) and "type" in error else str(error)
+    exc.message = _error_message(exc.body, exc.message)
+
+
+def index_path(index: str, endpoint: str) -> str:
+    """``/<index>/<endpoint>``, the index quoted as the client quotes it."""
+    return f"/{quote(index, safe=',*')}/{endpoint}"
+
+
+def json_request(
+    es: Elasticsearch,
+    method: str,
+    target: str,
+    *,
+    body: Any = None,
+    request_timeout: float | None = None,
+    opaque_id: str | None = None,
+) -> ObjectApiResponse[Any]:
+    """One JSON request by ``es``'s transport: its nodes, connections, retries, serializer
+    and timeout (``request_timeout`` instead, when given), the error of a failing status as the
+    client raises it (the ``ApiError`` subclass of the status, the same message and body).
+
+    What it leaves out is the client's API layer, which a search request pays on every call
+    in the API: ``es.options(...)`` builds a client (~0.2 ms) and ``es.search(...)`` rewrites
+    its parameters and opens a telemetry span, ~1 ms of CPU together over the request itself
+    (docs/benchmarks.md, *Per-request overhead, round 3*). ``body`` may be bytes already
+    serialised (sent as they are) or what the client's serializer writes."""
+    # The client keeps its options (set by ``connect`` and ``options``) on these attributes;
+    # read here so that a client made with other options sends with them.
+    headers = {**es._headers, "accept": COMPATIBLE_JSON}
+    if body is not None:
+        headers["content-type"] = COMPATIBLE_JSON
+    if opaque_id is not None:
+        headers["x-opaque-id"] = opaque_id
+    meta, answer = es.transport.perform_request(
+        method,
+        target,
+        body=body,
+        headers=headers,
+        request_timeout=es._request_timeout if request_timeout is None else request_timeout,
+        max_retries=es._max_retries,
+        retry_on_status=es._retry_on_status,
+        retry_on_timeout=es._retry_on_timeout,
+    )
+    if not 200 <= meta.status < 300:
+        raise HTTP_EXCEPTIONS.get(meta.status, ApiError)(
+            message=_error_message(answer, str(answer)), meta=meta, body=answer
+        )
+    return ObjectApiResponse(body=answer, meta=meta)
 
 
 def connect(settings: Settings, *, undecoded_from: int | None = None) -> Elasticsearch:

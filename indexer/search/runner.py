@@ -25,7 +25,14 @@ from typing import Any
 import elastic_transport
 from elasticsearch import ApiError, Elasticsearch, NotFoundError
 
-from indexer.elastic import backend_errors, decode_answer, decode_error_body, describe
+from indexer.elastic import (
+    backend_errors,
+    decode_answer,
+    decode_error_body,
+    describe,
+    index_path,
+    json_request,
+)
 from indexer.errors import QueryError, SearchBackendError, SearchTimeoutError
 from indexer.search.compiler import CompiledQuery
 from indexer.search.layout import term_layout
@@ -196,9 +203,14 @@ class Deadline:
     def left_s(self) -> float:
         return self.ends_at - time.monotonic()
 
+    def exceeded(self, what: str, advice: str) -> SearchTimeoutError:
+        """The error of a search that ran past its budget, wherever that was found (the
+        client's wait, Elasticsearch's ``timed_out``, the Python work after it, a worker)."""
+        return SearchTimeoutError(f"the {what} ran past {self.budget_s:g} s: {advice}")
+
     def check(self, what: str, advice: str) -> None:
         if self.left_s() <= 0:
-            raise SearchTimeoutError(f"the {what} ran past {self.budget_s:g} s: {advice}")
+            raise self.exceeded(what, advice)
 
 
 def cancel_tasks(es: Elasticsearch, opaque_id: str) -> int:
@@ -246,14 +258,19 @@ def _send(
     large answer from a ``LargeAnswersUndecoded`` client, else the decoded JSON)."""
     deadline.check(what, advice)
     left_s = max(deadline.left_s(), MIN_WAIT_S)
-    client = es.options(request_timeout=left_s, opaque_id=deadline.opaque_id)
     try:
         with backend_errors(settings.es_url):
             try:
-                answer = client.search(
-                    index=settings.calls_alias,
+                # The request ``es.search(index=..., body=..., allow_partial_search_results=
+                # False)`` sends, without the client's API layer (``json_request``).
+                answer = json_request(
+                    es,
+                    "POST",
+                    index_path(settings.calls_alias, "_search")
+                    + "?allow_partial_search_results=false",
                     body={**body, "timeout": f"{max(1, round(left_s * 1000))}ms"},
-                    allow_partial_search_results=False,
+                    request_timeout=left_s,
+                    opaque_id=deadline.opaque_id,
                 )
             except ApiError as exc:
                 decode_error_body(exc)
@@ -268,17 +285,13 @@ def _send(
                 raise
     except SearchTimeoutError as exc:
         cancel_in_background(es, deadline.opaque_id)
-        raise SearchTimeoutError(
-            f"the {what} ran past {settings.es_search_timeout_s:g} s: {advice}"
-        ) from exc
+        raise deadline.exceeded(what, advice) from exc
     return answer.body
 
 
-def _whole(answer: dict[str, Any], settings: Settings, *, what: str, advice: str) -> None:
+def _whole(answer: dict[str, Any], deadline: Deadline, *, what: str, advice: str) -> None:
     if answer.get("timed_out"):
-        raise SearchTimeoutError(
-            f"the {what} ran past {settings.es_search_timeout_s:g} s: {advice}"
-        )
+        raise deadline.exceeded(what, advice)
 
 
 def search_whole(
@@ -300,16 +313,9 @@ def search_whole(
     The budget is a real deadline: Elasticsearch's ``timeout`` is best effort (a shard checks it
     now and then), so the client also stops waiting when the budget is spent, and then cancels
     the task in Elasticsearch (found by its ``X-Opaque-Id``)."""
-    answer = _send(
-        es,
-        settings,
-        body,
-        what=what,
-        advice=advice,
-        refused=refused,
-        deadline=deadline or Deadline(settings),
-    )
-    _whole(answer, settings, what=what, advice=advice)
+    deadline = deadline or Deadline(settings)
+    answer = _send(es, settings, body, what=what, advice=advice, refused=refused, deadline=deadline)
+    _whole(answer, deadline, what=what, advice=advice)
     return dict(answer)
 
 
@@ -355,7 +361,7 @@ def page_of(
     deadline: Deadline,
 ) -> SearchResponse:
     """The page of a search's decoded answer: its calls, each with its hits."""
-    _whole(answer, settings, what="search", advice=SEARCH_ADVICE)
+    _whole(answer, deadline, what="search", advice=SEARCH_ADVICE)
     documents = answer["hits"]["hits"]
     next_cursor = None
     if len(documents) == request.size:

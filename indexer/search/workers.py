@@ -112,9 +112,7 @@ def search_page_json(es: Elasticsearch, settings: Settings, request: SearchReque
     except FutureTimeout as exc:
         if future is not None:
             future.cancel()
-        raise SearchTimeoutError(
-            f"the search ran past {deadline.budget_s:g} s: {SEARCH_ADVICE}"
-        ) from exc
+        raise deadline.exceeded("search", SEARCH_ADVICE) from exc
     except BrokenProcessPool as exc:
         SEARCH_POOL.discard(pool)
         raise SearchBackendError("a search worker stopped; try again") from exc
