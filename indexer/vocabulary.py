@@ -22,17 +22,19 @@ The writer stores the term here, then queues the job that does it
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import product
+from typing import Any
 
 from elasticsearch import ConflictError, Elasticsearch, NotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from indexer.elastic import backend_errors
+from indexer.elastic import backend_errors, index_path, json_request
 from indexer.errors import QueryError, TrackerConflictError, VocabularyTermNotFoundError
 from indexer.index.definitions import ensure_index
 from indexer.search.query import And, Match, Near, Node, Not, Or, Pattern
@@ -275,24 +277,60 @@ def _id_from(canonical: str) -> str:
     return slug if re.fullmatch(TERM_ID_PATTERN, slug) else f"term-{uuid.uuid4().hex[:8]}"
 
 
-def list_terms(es: Elasticsearch, settings: Settings) -> list[VocabularyTerm]:
-    """Every stored term, by id; none when the index does not exist yet."""
+# Every stored term, by id: the one search of the vocabulary, its body written once.
+_TERMS_SEARCH = json.dumps(
+    {"query": {"match_all": {}}, "sort": [{"id": "asc"}], "size": MAX_TERMS}
+).encode()
+
+
+def _stored_terms(es: Elasticsearch, settings: Settings) -> list[dict[str, Any]]:
+    """The stored terms as Elasticsearch answers them (each hit's ``_source``); none when the
+    index does not exist yet."""
     with backend_errors(settings.es_url):
         try:
-            found = es.search(
-                index=vocabulary_index(settings.calls_alias),
-                query={"match_all": {}},
-                sort=[{"id": "asc"}],
-                size=MAX_TERMS,
+            found = json_request(
+                es,
+                "POST",
+                index_path(vocabulary_index(settings.calls_alias), "_search"),
+                body=_TERMS_SEARCH,
             )
         except NotFoundError:
             return []
-    return [VocabularyTerm.model_validate(hit["_source"]) for hit in found["hits"]["hits"]]
+    return [hit["_source"] for hit in found.body["hits"]["hits"]]
+
+
+def list_terms(es: Elasticsearch, settings: Settings) -> list[VocabularyTerm]:
+    """Every stored term, by id; none when the index does not exist yet."""
+    return [VocabularyTerm.model_validate(source) for source in _stored_terms(es, settings)]
+
+
+# The last vocabulary built from each vocabulary index's stored terms, with those terms.
+_BUILT: dict[str, tuple[list[dict[str, Any]], Vocabulary]] = {}
+_MAX_BUILT = 16
 
 
 def load_vocabulary(es: Elasticsearch, settings: Settings) -> Vocabulary:
-    """The stored vocabulary, ready to expand queries."""
-    return Vocabulary.of(list_terms(es, settings))
+    """The stored vocabulary, ready to expand queries.
+
+    Read on every call: a term written a moment ago, by any process, already counts (every
+    write refreshes the index before it returns). What is not repeated is building it: when
+    the stored terms are the very ones it was last built from, that vocabulary is returned
+    (a search pays the read, a few hundred microseconds, not the validation and grouping of
+    every term). Compared by content, not by a version or sequence number, so nothing a
+    write, a deleted and recreated index or another process does can make it stale."""
+    index = vocabulary_index(settings.calls_alias)
+    stored = _stored_terms(es, settings)
+    if not stored:
+        return EMPTY
+    built = _BUILT.get(index)
+    if built is not None and built[0] == stored:
+        return built[1]
+    vocabulary = Vocabulary.of(VocabularyTerm.model_validate(source) for source in stored)
+    if len(_BUILT) >= _MAX_BUILT:
+        _BUILT.clear()
+    # One assignment: another thread reads the old pair or the new one, never a mix.
+    _BUILT[index] = (stored, vocabulary)
+    return vocabulary
 
 
 def get_term(es: Elasticsearch, settings: Settings, term_id: str) -> VocabularyTerm:

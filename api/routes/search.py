@@ -206,7 +206,8 @@ def _tree(
         max_length=settings.max_query_length,
         max_matches=settings.max_query_terms,
     )
-    # Read per request: a term added a moment ago (by any API process) already counts.
+    # Read per request (built again only when the stored terms changed): a term added a
+    # moment ago, by any API process, already counts.
     return load_vocabulary(es, settings).expand(tree)
 
 

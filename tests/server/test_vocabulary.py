@@ -33,7 +33,14 @@ from indexer.settings import PROJECT_ROOT, Settings
 from indexer.trackers.changes import create_tracker
 from indexer.trackers.jobs import enqueue_vocabulary_change, run_job
 from indexer.trackers.model import TrackerCreate
-from indexer.vocabulary import TermCreate, TermSpec, create_term, replace_term
+from indexer.vocabulary import (
+    TermCreate,
+    TermSpec,
+    create_term,
+    delete_term,
+    replace_term,
+    vocabulary_index,
+)
 
 BITRIX = {
     "canonical": "Битрикс24",
@@ -149,6 +156,29 @@ def test_trackers_and_stats_use_the_vocabulary_and_follow_its_changes(
     assert stats["total"]["calls_mentioning"] == 2
     tracker_write(api, "DELETE", f"/v1/vocabulary/{term['id']}")
     assert {c for c, tags in _tags(es, settings).items() if tracker_id in tags} == {"c-canonical"}
+
+
+def test_a_search_follows_every_vocabulary_change_made_outside_the_api(
+    api: TestClient, es: Elasticsearch, settings: Settings, index_calls: Callable[..., None]
+) -> None:
+    """The API builds the vocabulary once and reuses it while the stored terms stay the same
+    (``load_vocabulary``): every change stored by another client (here: written straight to
+    Elasticsearch, as another API process or the CLI would) counts in the next search, even
+    one that leaves the term's id, revision and number of terms as they were."""
+    index_calls(*CALLS)
+    term = TermCreate(id="crm", canonical="Битрикс24", spellings=["Bitrix24"], language="ru")
+    create_term(es, settings, term)
+    assert _ids(api, "Битрикс24") == {"c-canonical", "c-latin"}
+    assert _ids(api, "Битрикс24") == {"c-canonical", "c-latin"}  # built once, then reused
+    # The index deleted and made again: the new term has the old one's id, revision and
+    # place in the index (its sequence number), other spellings.
+    es.indices.delete(index=vocabulary_index(settings.calls_alias))
+    create_term(es, settings, term.model_copy(update={"spellings": ["Bitrix 24"]}))
+    assert _ids(api, "Битрикс24") == {"c-canonical", "c-latin-two"}
+    replace_term(es, settings, "crm", TermSpec(canonical="Битрикс24", spellings=["битрикс 24"]))
+    assert _ids(api, "Битрикс24") == {"c-canonical", "c-two-words"}
+    delete_term(es, settings, "crm")
+    assert _ids(api, "Битрикс24") == {"c-canonical"}
 
 
 def _vocab_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
