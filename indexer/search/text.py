@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from functools import lru_cache
+from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache, partial
 from operator import itemgetter
+from typing import NamedTuple, cast
 
 from indexer.redaction.classes import CLASS_TOKEN_PATTERN
 
@@ -50,13 +50,19 @@ _DIGIT_GROUP_HEAD = re.compile(r"^\d{1,3}$")
 _DIGIT_GROUP = re.compile(r"^\d{3}$")
 
 
-@dataclass(frozen=True, slots=True)
-class Term:
-    """One searchable term and the span of source words it came from (inclusive)."""
+class Term(NamedTuple):
+    """One searchable term and the span of source words it came from (inclusive).
+
+    A named tuple, not a dataclass, so that the terms of an utterance can be made in C, without
+    a Python ``__init__`` per position (``aligned_terms_of_words``)."""
 
     text: str
     first_word: int
     last_word: int
+
+
+# Term(text, first, last) from a (text, first, last) tuple, all in C.
+_term_of = cast(Callable[[tuple[str, int, int]], Term], partial(tuple.__new__, Term))
 
 
 def fold(text: str) -> str:
@@ -139,7 +145,7 @@ def aligned_terms_of_words(words: Sequence[str]) -> tuple[list[Term], bool]:
         # Nearly every utterance (all but 0.2 % of the benchmark corpus's): each word is one
         # term and no digit group joins, so the terms are made without a Python step per word.
         positions = range(len(singles))
-        return list(map(Term, singles, positions, positions)), True
+        return list(map(_term_of, zip(singles, positions, positions, strict=True))), True
     terms: list[Term] = []
     # A word that is nothing but a 1-3 digit group may be continued by the next word.
     open_group = False
