@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import repeat
+from operator import attrgetter, itemgetter, sub
 from typing import Any, cast
 
 from indexer.search.morphology import indexed_lemmas
 from indexer.search.numbers import max_spoken_width, spoken_numbers
-from indexer.search.text import Term, terms_of_words
+from indexer.search.text import Term, aligned_terms_of_words
 from indexer.search.transliteration import indexed_key
 from indexer.transcript import Call, Word
 
@@ -56,9 +58,14 @@ def second_token(seconds: float) -> str:
 TENS_S = 10
 
 
+# The ten-second token of a second token, as a C callable: the layout maps it over every position.
+_drop_last_digit = itemgetter(slice(None, -1))
+
+
 def tens_token(second: str) -> str:
     """The ten-second token of a second token: ``00047`` lies in ``0004``."""
-    return second[:-1]
+    token: str = _drop_last_digit(second)
+    return token
 
 
 def window_ranges(seconds: int) -> tuple[tuple[str, str] | None, tuple[str, str] | None]:
@@ -80,9 +87,21 @@ def window_ranges(seconds: int) -> tuple[tuple[str, str] | None, tuple[str, str]
 def _second_tokens(seconds: list[float]) -> list[str]:
     """``second_token`` of each value; the first four hours by lookup alone (for values in
     [0, 14400) ``int`` is ``floor`` and no clamping applies), as two tokens per position of
-    every indexed word are made here."""
+    every indexed word are made here: when every value of the list is in that range (nearly
+    every utterance), by one lookup mapped in C, without a Python step per position."""
     tokens, top = _SECOND_TOKENS, len(_SECOND_TOKENS)
+    if seconds and min(seconds) >= 0 and max(seconds) < top:
+        return list(map(tokens.__getitem__, map(int, seconds)))
     return [tokens[int(value)] if 0 <= value < top else second_token(value) for value in seconds]
+
+
+# What the layout reads of each term and word, as C callables mapped over a whole utterance:
+# a Python loop per position costs more than the work it does.
+_text = attrgetter("text")
+_first_word = attrgetter("first_word")
+_last_word = attrgetter("last_word")
+_first_lemma = itemgetter(0)
+_second_lemma = itemgetter(1)
 
 
 class TermLayout:
@@ -94,6 +113,7 @@ class TermLayout:
     """
 
     __slots__ = (
+        "_aligned",
         "_duration_s",
         "_ends",
         "_lemma",
@@ -105,6 +125,7 @@ class TermLayout:
         "_start_tens",
         "_starts",
         "_term_positions",
+        "_texts",
         "_to_end_s",
         "_to_end_tens",
         "_translit",
@@ -118,8 +139,12 @@ class TermLayout:
         starts: Sequence[float],
         ends: Sequence[float],
         duration_s: float,
+        aligned: bool = False,
     ) -> None:
         self.terms = terms
+        # Term i is word i's only term: its seconds are the words' own, in order.
+        self._aligned = aligned
+        self._texts: list[str] | None = None
         self._starts = starts
         self._ends = ends
         self._duration_s = duration_s
@@ -137,6 +162,14 @@ class TermLayout:
         self._translit_positions: dict[str, list[int]] | None = None
 
     @property
+    def texts(self) -> list[str]:
+        """The text of each term, made once: the document, the lemmas, the numbers, the
+        transliteration and the token index all read it."""
+        if self._texts is None:
+            self._texts = list(map(_text, self.terms))
+        return self._texts
+
+    @property
     def lemma(self) -> list[str]:
         if self._lemma is None:
             self._make_lemmas()
@@ -151,9 +184,9 @@ class TermLayout:
         return self._lemma_alt
 
     def _make_lemmas(self) -> None:
-        pairs = [indexed_lemmas(term.text) for term in self.terms]
-        self._lemma = [pair[0] for pair in pairs]
-        self._lemma_alt = [pair[1] for pair in pairs]
+        pairs = list(map(indexed_lemmas, self.texts))
+        self._lemma = list(map(_first_lemma, pairs))
+        self._lemma_alt = list(map(_second_lemma, pairs))
 
     @property
     def number(self) -> list[str]:
@@ -173,7 +206,7 @@ class TermLayout:
     def _make_numbers(self) -> None:
         tokens = [NOT_A_NUMBER] * len(self.terms)
         widths: dict[int, tuple[str, int]] = {}
-        for spoken in spoken_numbers([term.text for term in self.terms]):
+        for spoken in spoken_numbers(self.texts):
             width = spoken.last - spoken.first + 1
             # The query side looks no wider (indexer.search.compiler); both agree by construction.
             if width > min(MAX_NUMBER_WIDTH, max_spoken_width(spoken.value)):
@@ -187,7 +220,7 @@ class TermLayout:
     @property
     def translit(self) -> list[str]:
         if self._translit is None:
-            self._translit = [indexed_key(term.text) for term in self.terms]
+            self._translit = list(map(indexed_key, self.texts))
         return self._translit
 
     # Where each token is: the matcher looks a pattern's first term up here instead of testing
@@ -195,7 +228,7 @@ class TermLayout:
     @property
     def term_positions(self) -> dict[str, list[int]]:
         if self._term_positions is None:
-            self._term_positions = _positions(term.text for term in self.terms)
+            self._term_positions = _positions(self.texts)
         return self._term_positions
 
     @property
@@ -214,29 +247,32 @@ class TermLayout:
     @property
     def start_s(self) -> list[str]:
         if self._start_s is None:
-            starts = self._starts
-            self._start_s = _second_tokens([starts[term.first_word] for term in self.terms])
+            if self._aligned:
+                starts = list(self._starts)
+            else:
+                starts = list(map(self._starts.__getitem__, map(_first_word, self.terms)))
+            self._start_s = _second_tokens(starts)
         return self._start_s
 
     @property
     def to_end_s(self) -> list[str]:
         if self._to_end_s is None:
-            ends, duration_s = self._ends, self._duration_s
-            self._to_end_s = _second_tokens(
-                [duration_s - ends[term.last_word] for term in self.terms]
-            )
+            ends: Iterable[float] = self._ends
+            if not self._aligned:
+                ends = map(self._ends.__getitem__, map(_last_word, self.terms))
+            self._to_end_s = _second_tokens(list(map(sub, repeat(self._duration_s), ends)))
         return self._to_end_s
 
     @property
     def start_tens(self) -> list[str]:
         if self._start_tens is None:
-            self._start_tens = [tens_token(second) for second in self.start_s]
+            self._start_tens = list(map(_drop_last_digit, self.start_s))
         return self._start_tens
 
     @property
     def to_end_tens(self) -> list[str]:
         if self._to_end_tens is None:
-            self._to_end_tens = [tens_token(second) for second in self.to_end_s]
+            self._to_end_tens = list(map(_drop_last_digit, self.to_end_s))
         return self._to_end_tens
 
 
@@ -263,7 +299,7 @@ class CallLayout(list[TermLayout]):
     @property
     def terms(self) -> set[str]:
         if self._terms is None:
-            self._terms = {term.text for layout in self for term in layout.terms}
+            self._terms = set().union(*(layout.texts for layout in self))
         return self._terms
 
     @property
@@ -298,12 +334,13 @@ def term_layout(
     matcher) or from the stored words of a document (the hits of a search)."""
     if words and isinstance(words[0], Mapping):
         stored = cast(Sequence[Mapping[str, Any]], words)
-        texts = [w["text"] for w in stored]
-        starts = [w["start"] for w in stored]
-        ends = [w["end"] for w in stored]
+        texts = list(map(itemgetter("text"), stored))
+        starts = list(map(itemgetter("start"), stored))
+        ends = list(map(itemgetter("end"), stored))
     else:
         contract = cast(Sequence[Word], words)
-        texts = [w.text for w in contract]
-        starts = [w.start for w in contract]
-        ends = [w.end for w in contract]
-    return TermLayout(terms_of_words(texts), starts, ends, duration_s)
+        texts = list(map(_text, contract))
+        starts = list(map(attrgetter("start"), contract))
+        ends = list(map(attrgetter("end"), contract))
+    terms, aligned = aligned_terms_of_words(texts)
+    return TermLayout(terms, starts, ends, duration_s, aligned)

@@ -44,6 +44,7 @@ def lemmas(term: str) -> tuple[str, ...]:
     return unique or (term,)
 
 
+@lru_cache(maxsize=200_000)  # every indexed position asks; the pair depends on the term alone
 def indexed_lemmas(term: str) -> tuple[str, str]:
     """The two lemmas stored for a term (the same one twice when it has only one)."""
     found = lemmas(term)

@@ -186,8 +186,8 @@ class _Reader:
     """Recursive descent over the classified terms; each step returns the value read and the
     index after it, or None when nothing valid starts there."""
 
-    def __init__(self, terms: Sequence[str]) -> None:
-        self.kinds = [_classify(term) for term in terms]
+    def __init__(self, kinds: list[tuple[_Kind, Decimal] | None]) -> None:
+        self.kinds = kinds  # _classify of each term
 
     def kind(self, at: int) -> _Kind | None:
         found = self.kinds[at] if at < len(self.kinds) else None
@@ -285,10 +285,11 @@ class _Reader:
 
 def spoken_numbers(terms: Sequence[str]) -> list[SpokenNumber]:
     """Every number spelled out in ``terms`` (longest first, left to right, not overlapping)."""
-    reader = _Reader(terms)
+    kinds = list(map(_classify, terms))
     found: list[SpokenNumber] = []
-    if not any(reader.kinds):
+    if not any(kinds):
         return found  # most utterances say no number: skip the reading
+    reader = _Reader(kinds)
     at = 0
     while at < len(terms):
         read = reader.number(at) if reader.kinds[at] is not None else None

@@ -20,12 +20,14 @@ import orjson
 from builders import make_call
 
 from bench.corpus import BENCH_TRACKERS
+from indexer.errors import TranscriptError
 from indexer.index.building import (
     Builder,
     Built,
     RawTranscript,
     Tagger,
     can_build_in_workers,
+    collected_after,
     raw_pool,
     settle_heap,
 )
@@ -172,3 +174,41 @@ def test_build_workers_leave_when_their_loader_is_killed(tmp_path: Path) -> None
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     assert left == [], f"build workers {left} outlived their killed loader"
+
+
+def test_a_call_is_built_with_the_collector_off_and_its_cycles_collected_after() -> None:
+    class Node:
+        pass
+
+    assert gc.isenabled()
+    with collected_after():
+        assert not gc.isenabled()
+        cycle = Node()
+        cycle.self = cycle  # type: ignore[attr-defined]
+        alive = weakref.ref(cycle)
+        del cycle
+        garbage = [[n] for n in range(50_000)]  # allocations that would trigger collections
+        del garbage
+        assert alive() is not None  # the cycle waits for the first collection after...
+        with collected_after():  # nested: the outer one turns the collector back on
+            pass
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.collect()
+    assert alive() is None  # ...which frees it
+
+
+def test_the_collector_is_back_on_after_a_failed_build_and_stays_off_if_it_was() -> None:
+    try:
+        with collected_after():
+            raise TranscriptError("x.json", "(line)", "not valid JSON")
+    except TranscriptError:
+        pass
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collected_after():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indexer.search.text import Term, fold, terms_of_text, terms_of_words, word_terms
+from indexer.search.text import (
+    Term,
+    aligned_terms_of_words,
+    fold,
+    terms_of_text,
+    terms_of_words,
+    word_terms,
+)
 
 
 @pytest.mark.parametrize(
@@ -85,3 +92,22 @@ TRICKY_WORDS = [
 @given(st.lists(st.sampled_from(TRICKY_WORDS) | st.text(max_size=6), max_size=12))
 def test_terms_are_what_they_were_before_the_flags(words: list[str]) -> None:
     assert terms_of_words(words) == terms_before_the_flags(words)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.sampled_from(TRICKY_WORDS) | st.text(max_size=6), max_size=12))
+def test_terms_said_aligned_are_one_per_word(words: list[str]) -> None:
+    terms, aligned = aligned_terms_of_words(words)
+
+    assert terms == terms_before_the_flags(words)
+    if aligned:  # the layout then reads word i's seconds for term i
+        assert [(t.first_word, t.last_word) for t in terms] == [(i, i) for i in range(len(words))]
+
+
+def test_plain_words_take_the_aligned_path_and_numbers_do_not() -> None:
+    assert aligned_terms_of_words(["Пришлите", "договор,", "please"]) == (
+        [Term("пришлите", 0, 0), Term("договор", 1, 1), Term("please", 2, 2)],
+        True,
+    )
+    assert not aligned_terms_of_words(["за", "15", "000"])[1]
+    assert not aligned_terms_of_words(["e-mail", "—"])[1]
