@@ -38,6 +38,7 @@ no loader writes. (The test distribution has no ``_reindex`` API; this does not 
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -78,6 +79,8 @@ from indexer.transcript import Call, SourcedCall, encode_call_file
 
 PROBE_CALLS = 20
 SHOW_IDS = 5  # how many call ids an error message names
+# The stages of a reindex in order, each timed and announced as it ends (ReindexResult.stages).
+STAGES = ("prepare", "build", "refresh", "count check", "probes", "new fields", "alias move")
 
 
 class Source(StrEnum):
@@ -100,6 +103,25 @@ class ReindexResult:
     redaction: str = "off"  # the policy every call of the new index is stored under
     redaction_before: str | None = None  # the previous index's (None: there was none)
     redacted: int = 0  # calls whose stored transcript the policy changed
+    stages: dict[str, float] = field(default_factory=dict)  # STAGES -> wall seconds
+
+
+class _Stages:
+    """Wall seconds of each stage of a reindex, announced as it ends, so an operator (and
+    scripts/bench-reindex) sees where the time goes."""
+
+    def __init__(self, announce: Callable[[str], None] | None) -> None:
+        self.seconds: dict[str, float] = {}
+        self._announce = announce
+        self._started = time.perf_counter()
+
+    def done(self, stage: str) -> None:
+        assert stage in STAGES, stage
+        now = time.perf_counter()
+        self.seconds[stage] = now - self._started
+        self._started = now
+        if self._announce is not None:
+            self._announce(f"  {stage}: {self.seconds[stage]:.1f} s")
 
 
 @dataclass(frozen=True)
@@ -450,6 +472,7 @@ def _verify(
     source: Source,
     new_fields: dict[str, _Field],
     accept_probe_changes: bool,
+    stages: _Stages,
 ) -> tuple[set[str], int]:
     """Raise ReindexError naming the first failed check; return the added ids and how many
     probes ran."""
@@ -477,6 +500,8 @@ def _verify(
                 f"{len(lost)} would be lost ({_some(lost)}); {hint}"
             )
         added = held - before
+    stages.done("count check")
+    if previous is not None:
         previous_fields = _mapped_fields(es, previous)
         probes = _probe_matches(es, previous, previous_fields)
         probes_run = len(probes)
@@ -487,6 +512,7 @@ def _verify(
                 f"{differences[0]} (when a change of the analysis code explains it, run again "
                 "with --accept-probe-changes)"
             )
+    stages.done("probes")
     for path, spec in new_fields.items():
         expected = build.populated[path]
         found = int(es.count(index=target, query=_exists_query(spec))["count"])
@@ -497,6 +523,7 @@ def _verify(
                 f"new field {path} is set in {found} calls of {target}, "
                 f"but the built documents fill it in {expected}"
             )
+    stages.done("new fields")
     return added, probes_run
 
 
@@ -519,6 +546,7 @@ def reindex(
 
     ``tag`` gives each call its tracker ids; callers pass the trackers stored now
     (``indexer.trackers.tagging.current_tagger``), as for the loader, so tags survive."""
+    stages = _Stages(announce)
     alias = settings.calls_alias
     previous = current_index(es, alias)
     redaction_before = index_redaction(es, previous) if previous is not None else None
@@ -547,6 +575,7 @@ def reindex(
         else:
             assert previous is not None
             pending, fill_store = _pending_from_index(es, previous), store
+        stages.done("prepare")
         build = _build(
             es,
             settings,
@@ -558,6 +587,7 @@ def reindex(
             store=store,
             tag=tag,
         )
+        stages.done("build")
         es.indices.put_settings(index=target, settings={"index": definition_settings_of_build()})
         es.indices.refresh(index=target)
         es.cluster.health(index=target, wait_for_status="yellow", timeout="60s")
@@ -565,6 +595,7 @@ def reindex(
         raced = apply_tombstones(es, alias, target)
         deleted |= set(raced)
         build.built -= set(raced)
+        stages.done("refresh")
         added, probes = _verify(
             es,
             previous,
@@ -574,8 +605,10 @@ def reindex(
             source=chosen,
             new_fields=new_fields,
             accept_probe_changes=accept_probe_changes,
+            stages=stages,
         )
         _move_aliases(es, alias, target)
+        stages.done("alias move")
     except BaseException:
         # Unless the alias already moved (a timeout after the cluster applied the swap).
         if current_index(es, alias) != target:
@@ -594,6 +627,7 @@ def reindex(
         redaction=settings.redaction,
         redaction_before=redaction_before,
         redacted=len(build.redacted),
+        stages=stages.seconds,
     )
 
 
