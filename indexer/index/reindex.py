@@ -268,6 +268,14 @@ def _ids(es: Elasticsearch, index: str, query: dict[str, Any] | None = None) -> 
     return {str(hit["_id"]) for hit in helpers.scan(es, index=index, query=body, source=False)}
 
 
+def _ids_query(ids: set[str]) -> dict[str, Any]:
+    return {"ids": {"values": sorted(ids)}}
+
+
+def _count(es: Elasticsearch, index: str, query: dict[str, Any]) -> int:
+    return int(es.count(index=index, query=query)["count"])
+
+
 def _some(ids: set[str] | list[str]) -> str:
     shown = sorted(ids)[:SHOW_IDS]
     return ", ".join(shown) + (", ..." if len(ids) > SHOW_IDS else "")
@@ -297,7 +305,8 @@ def _probe_matches(es: Elasticsearch, index: str, fields: dict[str, _Field]) -> 
             if with_forms:
                 probes.append(Match(pattern, mode=Mode.FORMS))
             break
-    return probes
+    # Calls often open alike ("hello, this is"): each distinct probe runs once.
+    return list(dict.fromkeys(probes))
 
 
 def _check_probes(
@@ -305,24 +314,84 @@ def _check_probes(
     previous: str,
     target: str,
     probes: list[Match],
+    *,
+    previous_ids: set[str],
+    held: set[str],
     deleted: set[str],
     added: set[str],
     redacted: set[str],
 ) -> list[str]:
+    """Each probe must find the same calls in both indices, among the calls both hold that
+    redaction did not change (a call whose words redaction changed may rightly answer
+    otherwise). Exact, without reading every matching id from both: see ``_answers_alike``."""
+    comparable = held - added - redacted  # = previous_ids - deleted - redacted
+    excluded = held - comparable
     differences = []
     for probe in probes:
         query = match_query(probe)
-        # A call whose words redaction changed now may rightly answer otherwise.
-        before = _ids(es, previous, query) - deleted - redacted
-        after = _ids(es, target, query) - added - redacted
-        if before != after:
-            terms = " ".join(probe.what.terms) if isinstance(probe.what, Pattern) else probe
-            differences.append(
-                f'"{terms}" ({probe.role.value}, {probe.mode.value}) finds {len(before)} calls '
-                f"in {previous}, {len(after)} in {target}; only in {previous}: "
-                f"[{_some(before - after)}], only in {target}: [{_some(after - before)}]"
-            )
+        before = _matching_ids(es, previous, query, previous_ids) & comparable
+        if not _answers_alike(es, target, query, before, comparable, excluded):
+            differences.append(_difference(es, previous, target, probe, comparable))
     return differences
+
+
+def _matching_ids(
+    es: Elasticsearch, index: str, query: dict[str, Any], all_ids: set[str]
+) -> set[str]:
+    """The ids ``query`` finds in ``index`` (``all_ids``: all of its ids), reading the fewer
+    of the matching and the other calls: a common probe costs what a rare one does."""
+    if 2 * _count(es, index, query) <= len(all_ids):
+        return _ids(es, index, query)
+    return all_ids - _ids(es, index, {"bool": {"must_not": [query]}})
+
+
+def _answers_alike(
+    es: Elasticsearch,
+    target: str,
+    query: dict[str, Any],
+    before: set[str],
+    comparable: set[str],
+    excluded: set[str],
+) -> bool:
+    """Whether the calls of ``comparable`` (ids ``target`` holds; ``excluded``: the others it
+    holds) that ``query`` finds in ``target`` are exactly ``before`` (a subset of them).
+    Two counts decide it: ``target`` finds as many of the comparable calls as ``before``
+    holds, and every call of ``before`` (so the sets are equal), or, when ``before`` is the
+    larger part, none of the other comparable calls (so it finds no call outside
+    ``before``). A same-size different set fails the second count."""
+    if not excluded:
+        scoped = query
+    elif len(excluded) <= len(comparable):
+        scoped = {"bool": {"filter": [query], "must_not": [_ids_query(excluded)]}}
+    else:
+        scoped = {"bool": {"filter": [query, _ids_query(comparable)]}}
+    if _count(es, target, scoped) != len(before):
+        return False
+    others = comparable - before
+    if len(before) <= len(others):
+        found = _count(es, target, {"bool": {"filter": [query, _ids_query(before)]}})
+        return found == len(before)
+    return _count(es, target, {"bool": {"filter": [query, _ids_query(others)]}}) == 0
+
+
+def _difference(
+    es: Elasticsearch,
+    previous: str,
+    target: str,
+    probe: Match,
+    comparable: set[str],
+) -> str:
+    """What a probe that answers differently finds in each index among the comparable calls,
+    for the error message (the one place both sets are read in full)."""
+    query = match_query(probe)
+    before = _ids(es, previous, query) & comparable
+    after = _ids(es, target, query) & comparable
+    terms = " ".join(probe.what.terms) if isinstance(probe.what, Pattern) else probe
+    return (
+        f'"{terms}" ({probe.role.value}, {probe.mode.value}) finds {len(before)} calls '
+        f"in {previous}, {len(after)} in {target}; only in {previous}: "
+        f"[{_some(before - after)}], only in {target}: [{_some(after - before)}]"
+    )
 
 
 # --- Reindex ---------------------------------------------------------------------------------
@@ -484,8 +553,10 @@ def _verify(
         )
     added: set[str] = set()
     probes_run = 0
+    previous_ids: set[str] = set()
     if previous is not None:
-        before = _ids(es, previous) - deleted
+        previous_ids = _ids(es, previous)
+        before = previous_ids - deleted
         lost = before - held
         if lost:
             hint = (
@@ -505,7 +576,17 @@ def _verify(
         previous_fields = _mapped_fields(es, previous)
         probes = _probe_matches(es, previous, previous_fields)
         probes_run = len(probes)
-        differences = _check_probes(es, previous, target, probes, deleted, added, build.redacted)
+        differences = _check_probes(
+            es,
+            previous,
+            target,
+            probes,
+            previous_ids=previous_ids,
+            held=held,
+            deleted=deleted,
+            added=added,
+            redacted=build.redacted,
+        )
         if differences and not accept_probe_changes:
             raise ReindexError(
                 f"{len(differences)} of {len(probes)} probe queries answer differently: "
@@ -515,7 +596,7 @@ def _verify(
     stages.done("probes")
     for path, spec in new_fields.items():
         expected = build.populated[path]
-        found = int(es.count(index=target, query=_exists_query(spec))["count"])
+        found = _count(es, target, _exists_query(spec))
         # Text fields: a value can analyse to no token, so only "some" versus "none" is sure.
         same = (found > 0) == (expected > 0) if spec.type == "text" else found == expected
         if not same:
