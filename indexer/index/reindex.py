@@ -38,6 +38,7 @@ no loader writes. (The test distribution has no ``_reindex`` API; this does not 
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -78,6 +79,11 @@ from indexer.transcript import Call, SourcedCall, encode_call_file
 
 PROBE_CALLS = 20
 SHOW_IDS = 5  # how many call ids an error message names
+ID_PAGE = 10_000  # ids per page when a check reads ids (a scroll's most: max_result_window)
+ID_SCROLL = "2m"
+ID_FIELDS = ["_scroll_id", "_shards.failed", "hits.hits._id"]
+# The stages of a reindex in order, each timed and announced as it ends (ReindexResult.stages).
+STAGES = ("prepare", "build", "refresh", "count check", "probes", "new fields", "alias move")
 
 
 class Source(StrEnum):
@@ -100,6 +106,25 @@ class ReindexResult:
     redaction: str = "off"  # the policy every call of the new index is stored under
     redaction_before: str | None = None  # the previous index's (None: there was none)
     redacted: int = 0  # calls whose stored transcript the policy changed
+    stages: dict[str, float] = field(default_factory=dict)  # STAGES -> wall seconds
+
+
+class _Stages:
+    """Wall seconds of each stage of a reindex, announced as it ends, so an operator (and
+    scripts/bench-reindex) sees where the time goes."""
+
+    def __init__(self, announce: Callable[[str], None] | None) -> None:
+        self.seconds: dict[str, float] = {}
+        self._announce = announce
+        self._started = time.perf_counter()
+
+    def done(self, stage: str) -> None:
+        assert stage in STAGES, stage
+        now = time.perf_counter()
+        self.seconds[stage] = now - self._started
+        self._started = now
+        if self._announce is not None:
+            self._announce(f"  {stage}: {self.seconds[stage]:.1f} s")
 
 
 @dataclass(frozen=True)
@@ -242,8 +267,41 @@ def _exists_query(spec: _Field) -> dict[str, Any]:
 
 
 def _ids(es: Elasticsearch, index: str, query: dict[str, Any] | None = None) -> set[str]:
-    body = {"query": query or {"match_all": {}}}
-    return {str(hit["_id"]) for hit in helpers.scan(es, index=index, query=body, source=False)}
+    """The ids of the documents of ``index`` that ``query`` finds (all without one). Only the
+    ids come back, in pages of ``ID_PAGE``: no source, score or index name per hit."""
+    page = es.search(
+        index=index,
+        query=query or {"match_all": {}},
+        sort=["_doc"],
+        size=ID_PAGE,
+        source=False,
+        scroll=ID_SCROLL,
+        filter_path=ID_FIELDS,
+    )
+    scroll_id = page.get("_scroll_id")
+    ids: set[str] = set()
+    try:
+        while True:
+            if failed := page.get("_shards", {}).get("failed"):
+                raise ReindexError(f"reading the call ids of {index} failed on {failed} shards")
+            hits = page.get("hits", {}).get("hits")
+            if not hits:
+                break
+            ids.update(str(hit["_id"]) for hit in hits)
+            page = es.scroll(scroll_id=scroll_id, scroll=ID_SCROLL, filter_path=ID_FIELDS)
+            scroll_id = page.get("_scroll_id", scroll_id)
+    finally:
+        if scroll_id:
+            es.options(ignore_status=404).clear_scroll(scroll_id=scroll_id)
+    return ids
+
+
+def _ids_query(ids: set[str]) -> dict[str, Any]:
+    return {"ids": {"values": sorted(ids)}}
+
+
+def _count(es: Elasticsearch, index: str, query: dict[str, Any]) -> int:
+    return int(es.count(index=index, query=query)["count"])
 
 
 def _some(ids: set[str] | list[str]) -> str:
@@ -275,7 +333,8 @@ def _probe_matches(es: Elasticsearch, index: str, fields: dict[str, _Field]) -> 
             if with_forms:
                 probes.append(Match(pattern, mode=Mode.FORMS))
             break
-    return probes
+    # Calls often open alike ("hello, this is"): each distinct probe runs once.
+    return list(dict.fromkeys(probes))
 
 
 def _check_probes(
@@ -283,24 +342,84 @@ def _check_probes(
     previous: str,
     target: str,
     probes: list[Match],
+    *,
+    previous_ids: set[str],
+    held: set[str],
     deleted: set[str],
     added: set[str],
     redacted: set[str],
 ) -> list[str]:
+    """Each probe must find the same calls in both indices, among the calls both hold that
+    redaction did not change (a call whose words redaction changed may rightly answer
+    otherwise). Exact, without reading every matching id from both: see ``_answers_alike``."""
+    comparable = held - added - redacted  # = previous_ids - deleted - redacted
+    excluded = held - comparable
     differences = []
     for probe in probes:
         query = match_query(probe)
-        # A call whose words redaction changed now may rightly answer otherwise.
-        before = _ids(es, previous, query) - deleted - redacted
-        after = _ids(es, target, query) - added - redacted
-        if before != after:
-            terms = " ".join(probe.what.terms) if isinstance(probe.what, Pattern) else probe
-            differences.append(
-                f'"{terms}" ({probe.role.value}, {probe.mode.value}) finds {len(before)} calls '
-                f"in {previous}, {len(after)} in {target}; only in {previous}: "
-                f"[{_some(before - after)}], only in {target}: [{_some(after - before)}]"
-            )
+        before = _matching_ids(es, previous, query, previous_ids) & comparable
+        if not _answers_alike(es, target, query, before, comparable, excluded):
+            differences.append(_difference(es, previous, target, probe, comparable))
     return differences
+
+
+def _matching_ids(
+    es: Elasticsearch, index: str, query: dict[str, Any], all_ids: set[str]
+) -> set[str]:
+    """The ids ``query`` finds in ``index`` (``all_ids``: all of its ids), reading the fewer
+    of the matching and the other calls: a common probe costs what a rare one does."""
+    if 2 * _count(es, index, query) <= len(all_ids):
+        return _ids(es, index, query)
+    return all_ids - _ids(es, index, {"bool": {"must_not": [query]}})
+
+
+def _answers_alike(
+    es: Elasticsearch,
+    target: str,
+    query: dict[str, Any],
+    before: set[str],
+    comparable: set[str],
+    excluded: set[str],
+) -> bool:
+    """Whether the calls of ``comparable`` (ids ``target`` holds; ``excluded``: the others it
+    holds) that ``query`` finds in ``target`` are exactly ``before`` (a subset of them).
+    Two counts decide it: ``target`` finds as many of the comparable calls as ``before``
+    holds, and every call of ``before`` (so the sets are equal), or, when ``before`` is the
+    larger part, none of the other comparable calls (so it finds no call outside
+    ``before``). A same-size different set fails the second count."""
+    if not excluded:
+        scoped = query
+    elif len(excluded) <= len(comparable):
+        scoped = {"bool": {"filter": [query], "must_not": [_ids_query(excluded)]}}
+    else:
+        scoped = {"bool": {"filter": [query, _ids_query(comparable)]}}
+    if _count(es, target, scoped) != len(before):
+        return False
+    others = comparable - before
+    if len(before) <= len(others):
+        found = _count(es, target, {"bool": {"filter": [query, _ids_query(before)]}})
+        return found == len(before)
+    return _count(es, target, {"bool": {"filter": [query, _ids_query(others)]}}) == 0
+
+
+def _difference(
+    es: Elasticsearch,
+    previous: str,
+    target: str,
+    probe: Match,
+    comparable: set[str],
+) -> str:
+    """What a probe that answers differently finds in each index among the comparable calls,
+    for the error message (the one place both sets are read in full)."""
+    query = match_query(probe)
+    before = _ids(es, previous, query) & comparable
+    after = _ids(es, target, query) & comparable
+    terms = " ".join(probe.what.terms) if isinstance(probe.what, Pattern) else probe
+    return (
+        f'"{terms}" ({probe.role.value}, {probe.mode.value}) finds {len(before)} calls '
+        f"in {previous}, {len(after)} in {target}; only in {previous}: "
+        f"[{_some(before - after)}], only in {target}: [{_some(after - before)}]"
+    )
 
 
 # --- Reindex ---------------------------------------------------------------------------------
@@ -450,6 +569,7 @@ def _verify(
     source: Source,
     new_fields: dict[str, _Field],
     accept_probe_changes: bool,
+    stages: _Stages,
 ) -> tuple[set[str], int]:
     """Raise ReindexError naming the first failed check; return the added ids and how many
     probes ran."""
@@ -461,8 +581,10 @@ def _verify(
         )
     added: set[str] = set()
     probes_run = 0
+    previous_ids: set[str] = set()
     if previous is not None:
-        before = _ids(es, previous) - deleted
+        previous_ids = _ids(es, previous)
+        before = previous_ids - deleted
         lost = before - held
         if lost:
             hint = (
@@ -477,19 +599,32 @@ def _verify(
                 f"{len(lost)} would be lost ({_some(lost)}); {hint}"
             )
         added = held - before
+    stages.done("count check")
+    if previous is not None:
         previous_fields = _mapped_fields(es, previous)
         probes = _probe_matches(es, previous, previous_fields)
         probes_run = len(probes)
-        differences = _check_probes(es, previous, target, probes, deleted, added, build.redacted)
+        differences = _check_probes(
+            es,
+            previous,
+            target,
+            probes,
+            previous_ids=previous_ids,
+            held=held,
+            deleted=deleted,
+            added=added,
+            redacted=build.redacted,
+        )
         if differences and not accept_probe_changes:
             raise ReindexError(
                 f"{len(differences)} of {len(probes)} probe queries answer differently: "
                 f"{differences[0]} (when a change of the analysis code explains it, run again "
                 "with --accept-probe-changes)"
             )
+    stages.done("probes")
     for path, spec in new_fields.items():
         expected = build.populated[path]
-        found = int(es.count(index=target, query=_exists_query(spec))["count"])
+        found = _count(es, target, _exists_query(spec))
         # Text fields: a value can analyse to no token, so only "some" versus "none" is sure.
         same = (found > 0) == (expected > 0) if spec.type == "text" else found == expected
         if not same:
@@ -497,6 +632,7 @@ def _verify(
                 f"new field {path} is set in {found} calls of {target}, "
                 f"but the built documents fill it in {expected}"
             )
+    stages.done("new fields")
     return added, probes_run
 
 
@@ -519,6 +655,7 @@ def reindex(
 
     ``tag`` gives each call its tracker ids; callers pass the trackers stored now
     (``indexer.trackers.tagging.current_tagger``), as for the loader, so tags survive."""
+    stages = _Stages(announce)
     alias = settings.calls_alias
     previous = current_index(es, alias)
     redaction_before = index_redaction(es, previous) if previous is not None else None
@@ -547,6 +684,7 @@ def reindex(
         else:
             assert previous is not None
             pending, fill_store = _pending_from_index(es, previous), store
+        stages.done("prepare")
         build = _build(
             es,
             settings,
@@ -558,6 +696,7 @@ def reindex(
             store=store,
             tag=tag,
         )
+        stages.done("build")
         es.indices.put_settings(index=target, settings={"index": definition_settings_of_build()})
         es.indices.refresh(index=target)
         es.cluster.health(index=target, wait_for_status="yellow", timeout="60s")
@@ -565,6 +704,7 @@ def reindex(
         raced = apply_tombstones(es, alias, target)
         deleted |= set(raced)
         build.built -= set(raced)
+        stages.done("refresh")
         added, probes = _verify(
             es,
             previous,
@@ -574,8 +714,10 @@ def reindex(
             source=chosen,
             new_fields=new_fields,
             accept_probe_changes=accept_probe_changes,
+            stages=stages,
         )
         _move_aliases(es, alias, target)
+        stages.done("alias move")
     except BaseException:
         # Unless the alias already moved (a timeout after the cluster applied the swap).
         if current_index(es, alias) != target:
@@ -594,6 +736,7 @@ def reindex(
         redaction=settings.redaction,
         redaction_before=redaction_before,
         redacted=len(build.redacted),
+        stages=stages.seconds,
     )
 
 

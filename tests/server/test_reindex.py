@@ -411,6 +411,31 @@ def test_probe_queries_that_answer_differently_fail_unless_accepted(
     assert current_index(es, settings.calls_alias) == result.target
 
 
+@pytest.mark.parametrize("others", [0, 30], ids=["most-calls-match", "few-calls-match"])
+def test_a_probe_finding_as_many_but_other_calls_fails(
+    es: Elasticsearch, settings: Settings, others: int
+) -> None:
+    """The old analysis found "send me" in z-1 (which says "sell me") but not in a-02: the
+    new index finds as many calls, not the same ones. Counts alone would pass it. With
+    ``others`` calls that do not say it, the probe finds most or few of the calls (the check
+    reads the smaller side)."""
+    calls = [make_call(f"a-{i:02}", [("client", f"send me the contract {i}")]) for i in range(20)]
+    calls += [make_call(f"m-{i:02}", [("client", "good morning everyone")]) for i in range(others)]
+    calls.append(make_call("z-1", [("client", "sell me the contract")]))
+    documents = [call_document(call) for call in calls]
+    documents[2]["utterances"][0]["terms"] = "sent me da contract 2"
+    documents[-1]["utterances"][0]["terms"] = "send me the contract"
+    old = make_old_index(es, settings, documents)
+
+    with pytest.raises(
+        ReindexError,
+        match=rf'"send me" \(any, exact\) finds 20 calls in {old}, 20 in .*; only in {old}: '
+        r"\[z-1\], only in .*: \[a-02\]",
+    ):
+        reindex(es, settings, tag=current_tagger(es, settings))
+    assert_untouched(es, settings, old)
+
+
 def test_the_cli_says_why_and_exits_1(es: Elasticsearch, settings: Settings) -> None:
     load(es, settings, CALLS)
     store = TranscriptStore.of(settings)
