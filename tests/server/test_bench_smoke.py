@@ -21,8 +21,12 @@ from indexer.transcript import parse_call
 SCRIPTS = PROJECT_ROOT / "scripts"
 
 
-def run(script: str, *args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run(
+    script: str, *args: str | Path, timeout: float = 120, store_dir: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    if store_dir is not None:
+        env["EARSHOT_STORE_DIR"] = str(store_dir)
     return subprocess.run(
         [sys.executable, str(SCRIPTS / script), *map(str, args)],
         cwd=PROJECT_ROOT,
@@ -151,6 +155,45 @@ def test_ingest_then_search_finds_exactly_the_planted_calls(
     # The window by ten-second tokens and by one term per second finds the same calls.
     assert variants["as sent"]["total"] == variants["one term per second"]["total"] > 0
     assert variants["no window"]["total"] >= variants["as sent"]["total"]
+
+
+def test_bench_reindex_times_every_stage_of_a_real_reindex(
+    corpus: Path, es: Elasticsearch, settings: Settings, tmp_path: Path
+) -> None:
+    alias = settings.calls_alias  # the fixture deletes its indices afterwards
+    store = tmp_path / "store"
+    loaded = run(
+        "bench-ingest",
+        "--count", "20",
+        "--corpus", corpus,
+        "--es-url", settings.es_url,
+        "--alias", alias,
+        "--phases", "load",
+        store_dir=store,
+    )  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr
+    first = es.indices.get_alias(name=alias)
+
+    done = run(
+        "bench-reindex",
+        "--alias", alias,
+        "--from", "store",
+        "--es-url", settings.es_url,
+        "--json", tmp_path / "reindex.json",
+        store_dir=store,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    figures = json.loads((tmp_path / "reindex.json").read_text(encoding="utf-8"))
+    assert [stage["stage"] for stage in figures["stages"]] == [
+        "prepare", "build", "refresh", "count check", "probes", "new fields", "alias move"
+    ]  # fmt: skip
+    assert figures["calls"] == 20
+    assert figures["probes"] > 0
+    # The alias moved to the version the script reports, which holds every call.
+    (now,) = es.indices.get_alias(name=alias)
+    assert now == figures["target"]
+    assert now not in first
+    assert es.count(index=alias)["count"] == 20
 
 
 def test_bench_store_measures_both_stores(tmp_path: Path) -> None:
