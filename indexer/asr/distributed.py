@@ -37,6 +37,10 @@ WORKER_RESTARTS = 3
 QUEUED_PER_WORKER = 1
 
 
+def _seconds(group: Sequence[Job]) -> float:
+    return sum(job.probe.duration_s or 0.0 for job in group)
+
+
 @dataclass(frozen=True)
 class WorkerShape:
     """What one recognition worker asks the cluster for."""
@@ -172,7 +176,11 @@ class RayRunner:
         if not jobs:
             return
         self.start()
-        waiting = deque(decoding_groups(jobs, self.settings.asr_group_s))
+        # Longest first: with a long call last, one worker would run it while the others sat
+        # idle until the job ended.
+        waiting = deque(
+            sorted(decoding_groups(jobs, self.settings.asr_group_s), key=_seconds, reverse=True)
+        )
         running: dict[Any, tuple[list[Job], int]] = {}  # ObjectRef → (group, its worker)
         load = dict.fromkeys(range(len(self._actors)), 0)  # calls sent, by live worker
 

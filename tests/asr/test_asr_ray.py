@@ -88,6 +88,23 @@ def _text(call: Any) -> str:
     return " ".join(u.text for u in call.utterances)
 
 
+def _within(left: Any, right: Any, tolerance: float) -> bool:
+    """Equal, except that floats may differ by ``tolerance``: a worker runs torch on its one
+    CPU, this process on every core, and torch sums in another order with another number of
+    threads (the voice embeddings move in their sixth decimal)."""
+    if isinstance(left, float) and isinstance(right, float):
+        return abs(left - right) <= tolerance
+    if isinstance(left, dict) and isinstance(right, dict):
+        return left.keys() == right.keys() and all(
+            _within(left[k], right[k], tolerance) for k in left
+        )
+    if isinstance(left, list) and isinstance(right, list):
+        return len(left) == len(right) and all(
+            _within(a, b, tolerance) for a, b in zip(left, right, strict=True)
+        )
+    return bool(left == right)
+
+
 def test_ray_gives_the_same_transcripts_as_one_process(
     ray_cluster: Cluster, transcriber: Transcriber, real_audio: Path, tmp_path: Path
 ) -> None:
@@ -108,7 +125,7 @@ def test_ray_gives_the_same_transcripts_as_one_process(
     for mine, theirs in zip(here.calls, there.calls, strict=True):
         assert _words(theirs.call), theirs.call.call_id
         assert _words(theirs.call) == _words(mine.call), theirs.call.call_id
-        assert theirs.call.model_dump() == mine.call.model_dump()
+        assert _within(theirs.call.model_dump(), mine.call.model_dump(), 1e-5)
         assert read_call_file(Path(theirs.source)) == theirs.call
     numbers = next(c.call for c in there.calls if c.call.call_id == "numbers_en")
     assert "departing Karakas" in _text(numbers), "the Ray workers offer the terms"
