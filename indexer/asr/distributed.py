@@ -185,11 +185,13 @@ class RayRunner:
         load = dict.fromkeys(range(len(self._actors)), 0)  # calls sent, by live worker
 
         def fill() -> None:
-            for index in list(load):
-                while waiting and load[index] <= QUEUED_PER_WORKER:
-                    group = waiting.popleft()
-                    running[self._actors[index].transcribe.remote(group)] = (group, index)
-                    load[index] += 1
+            # Breadth first: every worker gets a call before any gets one queued behind it.
+            for limit in range(1, QUEUED_PER_WORKER + 2):
+                for index in list(load):
+                    if waiting and load[index] < limit:
+                        group = waiting.popleft()
+                        running[self._actors[index].transcribe.remote(group)] = (group, index)
+                        load[index] += 1
 
         fill()
         while running:

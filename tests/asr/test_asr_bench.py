@@ -32,7 +32,7 @@ def test_bench_asr_smoke(real_audio: Path, tmp_path: Path) -> None:
     assert "| System | Set | Files |" in result.stdout
     report = json.loads(rows_file.read_text())
     ran = [(row["system"], row["set"]) for row in report["rows"]]
-    assert ran == [("pipeline", "short"), ("pipeline-alone", "short"),
+    assert ran == [("pipeline", "short"), ("pipeline-alone", "short"), ("pipeline-ray", "short"),
                    ("faster-whisper", "short"), ("whisperx", "short")]  # fmt: skip
     for row in report["rows"]:
         assert row["files"] == 2  # 3.2 s cut into 2 s pieces
