@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
-FaultKind = Literal["bulk_item_status", "stall", "drop", "search_timed_out", "status"]
+# stall: the request waits stall_s before it is sent on; late: it is sent on at once and its
+# answer waits stall_s (the node did the work, the client gave up waiting).
+FaultKind = Literal["bulk_item_status", "stall", "late", "drop", "search_timed_out", "status"]
 
 
 @dataclass
@@ -95,6 +97,8 @@ class FaultProxy:
                 except urllib.error.HTTPError as error:
                     status, payload = error.code, error.read()
                     content_type = error.headers.get("Content-Type", "application/json")
+                if fault is not None and fault.kind == "late":
+                    time.sleep(fault.stall_s)
                 if fault is not None and fault.kind in {"bulk_item_status", "search_timed_out"}:
                     document = json.loads(payload)
                     if fault.kind == "search_timed_out":

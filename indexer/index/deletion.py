@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from elasticsearch import Elasticsearch, helpers
 
+from indexer.elastic import scan_hits
 from indexer.errors import CallNotFoundError
 from indexer.index.definitions import ensure_index, index_versions
 from indexer.index.store import TranscriptStore
@@ -65,7 +66,7 @@ def all_deleted_ids(es: Elasticsearch, alias: str) -> set[str]:
     if not es.indices.exists(index=name):
         return set()
     es.indices.refresh(index=name)
-    return {str(hit["_id"]) for hit in helpers.scan(es, index=name, source=False, size=1000)}
+    return {str(hit["_id"]) for hit in scan_hits(es, name, size=1000, source=False)}
 
 
 def _indices_holding(es: Elasticsearch, alias: str, call_id: str) -> list[str]:

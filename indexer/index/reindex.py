@@ -46,10 +46,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from elasticsearch import Elasticsearch, helpers
+from elasticsearch import Elasticsearch
 from pydantic import ValidationError
 
-from indexer.elastic import Backoff
+from indexer.elastic import Backoff, scan_hits
 from indexer.errors import AudioError, ReindexError, TranscriptError
 from indexer.index.building import Builder, BuildPool, Built, can_build_in_workers, worker_count
 from indexer.index.building import batches as _batches
@@ -79,9 +79,8 @@ from indexer.transcript import Call, SourcedCall, encode_call_file
 
 PROBE_CALLS = 20
 SHOW_IDS = 5  # how many call ids an error message names
-ID_PAGE = 10_000  # ids per page when a check reads ids (a scroll's most: max_result_window)
-ID_SCROLL = "2m"
-ID_FIELDS = ["_scroll_id", "_shards.failed", "hits.hits._id"]
+ID_PAGE = 10_000  # ids per page when a check reads ids (a page's most: max_result_window)
+ID_FIELDS = ["hits.hits._id"]
 # The stages of a reindex in order, each timed and announced as it ends (ReindexResult.stages).
 STAGES = ("prepare", "build", "refresh", "count check", "probes", "new fields", "alias move")
 
@@ -186,7 +185,7 @@ def _pending_from_store(store: TranscriptStore) -> Iterator[_Pending]:
 
 
 def _pending_from_index(es: Elasticsearch, index: str) -> Iterator[_Pending]:
-    for hit in helpers.scan(es, index=index, query={"query": {"match_all": {}}}, size=200):
+    for hit in scan_hits(es, index, size=200):
         yield _Pending(
             f"{index}/{hit['_id']}", str(hit["_id"]), document=orjson.dumps(hit["_source"])
         )
@@ -269,31 +268,8 @@ def _exists_query(spec: _Field) -> dict[str, Any]:
 def _ids(es: Elasticsearch, index: str, query: dict[str, Any] | None = None) -> set[str]:
     """The ids of the documents of ``index`` that ``query`` finds (all without one). Only the
     ids come back, in pages of ``ID_PAGE``: no source, score or index name per hit."""
-    page = es.search(
-        index=index,
-        query=query or {"match_all": {}},
-        sort=["_doc"],
-        size=ID_PAGE,
-        source=False,
-        scroll=ID_SCROLL,
-        filter_path=ID_FIELDS,
-    )
-    scroll_id = page.get("_scroll_id")
-    ids: set[str] = set()
-    try:
-        while True:
-            if failed := page.get("_shards", {}).get("failed"):
-                raise ReindexError(f"reading the call ids of {index} failed on {failed} shards")
-            hits = page.get("hits", {}).get("hits")
-            if not hits:
-                break
-            ids.update(str(hit["_id"]) for hit in hits)
-            page = es.scroll(scroll_id=scroll_id, scroll=ID_SCROLL, filter_path=ID_FIELDS)
-            scroll_id = page.get("_scroll_id", scroll_id)
-    finally:
-        if scroll_id:
-            es.options(ignore_status=404).clear_scroll(scroll_id=scroll_id)
-    return ids
+    hits = scan_hits(es, index, query, size=ID_PAGE, source=False, filter_path=ID_FIELDS)
+    return {str(hit["_id"]) for hit in hits}
 
 
 def _ids_query(ids: set[str]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any
 from elasticsearch import ApiError, ConflictError, Elasticsearch, NotFoundError, helpers
 from pydantic import ValidationError
 
-from indexer.elastic import backend_errors
+from indexer.elastic import backend_errors, scan_hits
 from indexer.errors import (
     SearchBackendError,
     TrackerConflictError,
@@ -339,11 +339,13 @@ def _candidate_batches(
     if only is not None:
         query = {"bool": {"filter": [{"ids": {"values": only}}, query]}}
     batch: list[_Candidate] = []
-    for hit in helpers.scan(
+    for hit in scan_hits(
         es,
-        index=settings.calls_alias,
-        query={"query": query, "_source": ["trackers"], "seq_no_primary_term": True},
+        settings.calls_alias,
+        query,
         size=settings.bulk_chunk_size,
+        source=["trackers"],
+        seq_no_primary_term=True,
     ):
         batch.append(
             _Candidate(
