@@ -57,6 +57,11 @@ HELD_ENCODINGS = 32
 # Half a sample: a window's bounds are handed to faster-whisper in seconds, which it turns back
 # into samples by truncation; the half keeps every window exactly the samples packing cut.
 HALF_SAMPLE_S = 0.5 / SAMPLE_RATE
+# A window's log-Mel frames (10 ms each): Whisper's 30 s input; the encoder halves them.
+WINDOW_FRAMES = 3000
+# A fitted window (``fitted_frames``) keeps this much past its last spoken frame, so the encoder
+# still sees the end of the speech followed by padding, as in the 30 s windows it was trained on.
+FIT_MARGIN_FRAMES = 300
 
 
 def resolve_device(device: Device) -> Literal["cpu", "cuda"]:
@@ -83,12 +88,15 @@ class Engine:
         chunk_s: float,
         beam_size: int = 5,
         vad: VadName = "silero",
+        fit_floor_s: float = 0.0,
     ) -> None:
         from faster_whisper import BatchedInferencePipeline
 
         self._pipeline = pipeline
-        # Encodes once what language detection already encoded (``detect_language_in``).
+        # Encodes once what language detection already encoded (``detect_language_in``), and
+        # fits each batch of windows to its speech when ``fit_floor_s`` is set.
         self._encoder = HeldEncodings(pipeline.model, HELD_ENCODINGS)
+        self.fit_floor_s = fit_floor_s
         # Shares the WhisperX-loaded CTranslate2 model: no second copy in memory.
         self._batched = BatchedInferencePipeline(model=self._encoder)
         self.model_name = model_name
@@ -103,6 +111,20 @@ class Engine:
         self.encodings_reused = 0  # windows decoded from language detection's encoder pass
         self.detection_passes = 0  # encoder passes run to detect a language
 
+    @property
+    def fit_floor_s(self) -> float:
+        """Least seconds a window is encoded over (``fitted_frames``); 0: every window 30 s."""
+        return self._encoder.fit_floor * LANGUAGE_WINDOW_S / WINDOW_FRAMES
+
+    @fit_floor_s.setter
+    def fit_floor_s(self, seconds: float) -> None:
+        self._encoder.fit_floor = round(seconds * WINDOW_FRAMES / LANGUAGE_WINDOW_S)
+
+    @property
+    def frames_encoded(self) -> int:
+        """Log-Mel frames this process ran through the encoder (100 a second of window)."""
+        return self._encoder.frames_encoded
+
     @classmethod
     def load(
         cls,
@@ -115,6 +137,7 @@ class Engine:
         beam_size: int = 5,
         vad: VadName = "silero",
         vad_step_s: float = VAD_STEP_S,
+        fit_floor_s: float = 0.0,
     ) -> Engine:
         if not (model_dir / "model.bin").is_file():
             raise AsrModelError(
@@ -142,7 +165,9 @@ class Engine:
             raise AsrModelError(f"cannot load the model in {model_dir}: {exc}") from exc
         _set_vad_step(pipeline.vad_model, vad_step_s)
         limit_torch_threads(threads)  # the VAD model runs in torch (indexer.asr.threads)
-        return cls(pipeline, model_dir.name, resolved, batch_size, chunk_s, beam_size, vad)
+        return cls(
+            pipeline, model_dir.name, resolved, batch_size, chunk_s, beam_size, vad, fit_floor_s
+        )
 
     def speech_regions(self, samples: Samples) -> list[Chunk]:
         """Speech regions of one channel, none longer than a window less its two margins."""
@@ -195,10 +220,9 @@ class Engine:
         features = self._window_features(
             packing.packed_audio([samples for samples, _ in sources], plan), plan.windows[0]
         )
-        model = self._encoder.whisper
-        encoded = model.encode(features[np.newaxis])
+        encoded = self._encoder.encode_fresh(features[np.newaxis])
         self.detection_passes += 1
-        scores = model.model.detect_language(encoded)[0]
+        scores = self._encoder.whisper.model.detect_language(encoded)[0]
         token, probability = scores[0]  # the likeliest, as "<|ru|>"
         self._encoder.hold(features, encoded)
         return str(token)[2:-2], float(probability)
@@ -321,17 +345,24 @@ class Engine:
 
 
 class HeldEncodings:
-    """The Whisper model as faster-whisper's batched pipeline uses it, with encoder outputs
-    computed earlier (``hold``) handed back for the same features instead of encoding them
-    again. A window is found by the digest of its features, so a window that differs in any
-    sample is simply encoded; at most ``capacity`` outputs are held (the oldest go first).
-    CPU only: the outputs are kept as arrays in memory."""
+    """The Whisper model as faster-whisper's batched pipeline uses it, with two changes to its
+    encoder passes.
 
-    def __init__(self, model: Any, capacity: int) -> None:
+    * Encoder outputs computed earlier (``hold``) are handed back for the same features
+      instead of encoding them again. A window is found by the digest of its features, so a
+      window that differs in any sample is simply encoded; at most ``capacity`` outputs are
+      held (the oldest go first). CPU only: the outputs are kept as arrays in memory.
+    * With ``fit_floor`` frames set, a batch of windows is encoded over its speech only
+      (``fitted_frames``) instead of the full 30 s, most of which is padding in a short call's
+      window; 0: every window over its 3,000 frames, as Whisper was trained."""
+
+    def __init__(self, model: Any, capacity: int, fit_floor: int = 0) -> None:
         # faster_whisper.WhisperModel; not "model", which the pipeline reads through to it.
         self.whisper = model
         self.capacity = capacity
+        self.fit_floor = fit_floor
         self.reused = 0
+        self.frames_encoded = 0  # log-Mel frames through the encoder (scripts/bench-asr)
         self._held: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._alive: Any = None  # the array the last combined output's storage points into
 
@@ -344,24 +375,52 @@ class HeldEncodings:
         while len(self._held) > self.capacity:
             self._held.popitem(last=False)
 
+    def encode_fresh(self, batch: np.ndarray) -> Any:
+        """The encoder output of a batch of windows' features, never a held one."""
+        frames = fitted_frames(batch, self.fit_floor)
+        self.frames_encoded += frames * len(batch)
+        return self.whisper.encode(np.ascontiguousarray(batch[..., :frames]))
+
     def encode(self, features: np.ndarray) -> Any:
         """The encoder output of a batch of windows' features (``WhisperModel.encode``)."""
+        batch = features if features.ndim == 3 else features[np.newaxis]
         if not self._held:
-            return self.whisper.encode(features)
+            return self.encode_fresh(batch)
         import ctranslate2
 
-        batch = features if features.ndim == 3 else features[np.newaxis]
+        # A held output of another length than this batch's is of no use in it.
+        length = fitted_frames(batch, self.fit_floor) // 2
         found = [self._held.pop(_digest(row), None) for row in batch]
+        found = [row if row is not None and len(row) == length else None for row in found]
         missing = [n for n, row in enumerate(found) if row is None]
         if len(missing) == len(found):
-            return self.whisper.encode(features)
+            return self.encode_fresh(batch)
         if missing:
-            fresh = np.array(self.whisper.encode(np.ascontiguousarray(batch[missing])))
+            fresh = np.array(self.encode_fresh(batch[missing]))
             for n, row in zip(missing, fresh, strict=True):
                 found[n] = row
         self.reused += len(found) - len(missing)
         self._alive = np.ascontiguousarray(np.stack([r for r in found if r is not None]))
         return ctranslate2.StorageView.from_array(self._alive)
+
+
+def fitted_frames(batch: np.ndarray, floor: int) -> int:
+    """How many of a batch of windows' log-Mel frames to encode: all of them when ``floor`` is
+    0; else up to the last frame any window speaks in, ``FIT_MARGIN_FRAMES`` more, at least
+    ``floor`` (an even number, whole encoder positions; at most the window).
+
+    A window shorter than 30 s reaches the encoder padded with frames of exact zeros
+    (``faster_whisper.audio.pad_or_trim``); a frame of speech has no such column, so the last
+    column that is not all zeros is where the window's audio ends. Whisper reads the shorter
+    input as it is (CTranslate2 takes any length up to 3,000 frames), and a fitted window costs
+    the encoder less than in proportion to its frames (docs/benchmarks.md)."""
+    frames = int(batch.shape[-1])
+    if floor <= 0:
+        return frames
+    spoken = np.flatnonzero(batch.any(axis=tuple(range(batch.ndim - 1))))
+    end = int(spoken[-1]) + 1 if spoken.size else 0
+    fitted = max(floor, end + FIT_MARGIN_FRAMES)
+    return min(frames, fitted + fitted % 2)
 
 
 def _digest(features: np.ndarray) -> bytes:

@@ -159,6 +159,7 @@ class Transcriber:
             chunk_s=settings.asr_chunk_s,
             beam_size=settings.asr_beam_size,
             vad=settings.asr_vad,
+            fit_floor_s=settings.asr_fit_floor_s,
         )
         aligner = (
             Aligner(settings.align_model_dir, engine.device) if settings.align_model_dir else None

@@ -46,9 +46,12 @@ def test_a_short_recording_without_a_language_costs_one_encoder_pass(
     engine = transcriber.engine
     audio = probe(real_audio / "numbers_en.wav")  # mono, 12 s, no metadata
     windows, reused = engine.windows_decoded, engine.encodings_reused
+    frames = engine.frames_encoded
     call = transcriber.transcribe(decode(audio, 60), MetadataSource().lookup(audio))
     assert call.language == "en"
     assert (engine.windows_decoded - windows, engine.encodings_reused - reused) == (1, 1)
+    # Its one pass is of the fitted window (asr_fit_floor_s), held and decoded: under 30 s.
+    assert 0 < engine.frames_encoded - frames < 3000
     assert "caracas" in normalise(" ".join(u.text for u in call.utterances))
 
 
