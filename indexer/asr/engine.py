@@ -375,9 +375,11 @@ class HeldEncodings:
         while len(self._held) > self.capacity:
             self._held.popitem(last=False)
 
-    def encode_fresh(self, batch: np.ndarray) -> Any:
-        """The encoder output of a batch of windows' features, never a held one."""
-        frames = fitted_frames(batch, self.fit_floor)
+    def encode_fresh(self, batch: np.ndarray, frames: int | None = None) -> Any:
+        """The encoder output of a batch of windows' features over ``frames`` of them (default:
+        the batch's ``fitted_frames``), never a held one."""
+        if frames is None:
+            frames = fitted_frames(batch, self.fit_floor)
         self.frames_encoded += frames * len(batch)
         return self.whisper.encode(np.ascontiguousarray(batch[..., :frames]))
 
@@ -388,15 +390,17 @@ class HeldEncodings:
             return self.encode_fresh(batch)
         import ctranslate2
 
-        # A held output of another length than this batch's is of no use in it.
-        length = fitted_frames(batch, self.fit_floor) // 2
+        # Every row of the output has the batch's length: a held output of another length is
+        # of no use in it, and the rows encoded now are fitted to the whole batch, not to
+        # themselves (they may have less speech than a held row).
+        frames = fitted_frames(batch, self.fit_floor)
         found = [self._held.pop(_digest(row), None) for row in batch]
-        found = [row if row is not None and len(row) == length else None for row in found]
+        found = [row if row is not None and len(row) == frames // 2 else None for row in found]
         missing = [n for n, row in enumerate(found) if row is None]
         if len(missing) == len(found):
-            return self.encode_fresh(batch)
+            return self.encode_fresh(batch, frames)
         if missing:
-            fresh = np.array(self.encode_fresh(batch[missing]))
+            fresh = np.array(self.encode_fresh(batch[missing], frames))
             for n, row in zip(missing, fresh, strict=True):
                 found[n] = row
         self.reused += len(found) - len(missing)

@@ -51,3 +51,27 @@ def test_a_short_window_is_encoded_over_its_speech_and_hears_the_same_words(
             "ask what you can do for your country."
         )
     )
+
+
+def test_a_held_window_decodes_beside_a_fresh_window_with_less_speech(
+    transcriber: Transcriber, real_audio: Path
+) -> None:
+    # jfk's one window is held from its language detection; the first 3 s of it, decoded in
+    # the same batch in a window of its own, has less speech, so a fitted encoding of its own
+    # would be shorter than the held one: every row of a batch must be fitted to the batch.
+    engine = transcriber.engine
+    samples = decode(probe(real_audio / "jfk.flac"), 60).channels[0]
+    regions = engine.speech_regions(samples)
+    head = samples[: 3 * SAMPLE_RATE]
+    head_regions = engine.speech_regions(head)
+    assert engine.detect_language_in([(samples, regions)], shared=True) is not None
+    reused = engine.encodings_reused
+    whole, start = engine.recognize_words_of(
+        [(samples, regions), (head, head_regions)], "en", together=[0, 1]
+    )
+    assert engine.encodings_reused == reused + 1  # jfk's window came from the held encoding
+    assert normalise(" ".join(w.text for s in whole for w in s.words)) == normalise(
+        "And so my fellow Americans, ask not what your country can do for you, "
+        "ask what you can do for your country."
+    )
+    assert normalise(" ".join(w.text for s in start for w in s.words)).startswith("and so my")
