@@ -507,8 +507,10 @@ class BatchSummary:
 
 
 # Settings left out of the ledger key: they change how fast, not what a transcript says
-# (asr_group_s moves where windows are cut, within the tolerance docs/asr.md measures).
-SPEED_ONLY = {"asr_batch_size", "asr_threads", "asr_group_s"}
+# (asr_group_s moves where windows are cut, asr_fit_floor_s how much of a window's padding is
+# encoded, both within the tolerance docs/asr.md measures). So an upgrade that adds such a
+# setting keeps every finished transcript done, instead of transcribing an archive again.
+SPEED_ONLY = {"asr_batch_size", "asr_threads", "asr_group_s", "asr_fit_floor_s"}
 
 
 def settings_fingerprint(settings: Settings) -> dict[str, Any]:

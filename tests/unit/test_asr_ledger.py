@@ -71,3 +71,18 @@ def test_a_transcript_redone_under_a_new_key_is_no_longer_done_under_the_old(
     # Back to the first vocabulary: the file holds the other transcript, so it is redone.
     assert Ledger(tmp_path).done(with_terms) is None
     assert Ledger(tmp_path).done(without) == output
+
+
+def test_speed_settings_keep_the_key_and_shaping_ones_change_it() -> None:
+    # Fitted windows came with an upgrade: had their floor been in the key, every finished
+    # transcript of an archive would have been transcribed again after it.
+    for speed in (
+        {"asr_fit_floor_s": 0.0},
+        {"asr_fit_floor_s": 20.0},
+        {"asr_group_s": 300.0},
+        {"asr_batch_size": 16},
+        {"asr_threads": 1},
+    ):
+        assert settings_fingerprint(Settings(**speed)) == FINGERPRINT, speed
+    for shaping in ({"asr_beam_size": 1}, {"asr_chunk_s": 20.0}, {"asr_vad": "pyannote"}):
+        assert settings_fingerprint(Settings(**shaping)) != FINGERPRINT, shaping
