@@ -1,5 +1,5 @@
 """What every benchmark needs: the machine, load averages, process CPU and memory, percentiles,
-a bench Elasticsearch node, and Markdown tables."""
+a bench Elasticsearch node, a local Ray cluster, and Markdown tables."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH_ES_URL = "http://127.0.0.1:9260"
 BENCH_ES_ENV = {"EARSHOT_ES_NODE": "bench", "EARSHOT_ES_PORT": "9260", "EARSHOT_ES_HEAP": "4g"}
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# A node of the local Ray cluster: one CPU, so each recognition worker has a raylet of its own
+# (as on a cluster of machines), and a small object store (recordings and transcripts only).
+RAY_NODE: dict[str, Any] = {"num_cpus": 1, "object_store_memory": 80 * 1024 * 1024}
 
 
 def load_average() -> str:
@@ -188,3 +192,25 @@ def write_json(path: Path | None, data: Any) -> None:
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+@contextmanager
+def local_ray_cluster(nodes: int) -> Iterator[Any]:
+    """A real Ray cluster on this machine, connected to: a head and ``nodes - 1`` worker
+    nodes, each a raylet process with one CPU (``RAY_NODE``). Yields the
+    ``ray.cluster_utils.Cluster``; shut down, and disconnected from, on the way out."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={**RAY_NODE, "include_dashboard": False})
+    try:
+        for _ in range(nodes - 1):
+            cluster.add_node(**RAY_NODE)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, log_to_driver=False)
+        try:
+            yield cluster
+        finally:
+            ray.shutdown()
+    finally:
+        cluster.shutdown()  # type: ignore[no-untyped-call]  # ray's cluster utils are unannotated

@@ -22,25 +22,20 @@ from indexer.asr.pipeline import Transcriber, run_batch
 from indexer.settings import PROJECT_ROOT, Settings
 from indexer.transcript import read_call_file
 
-ray = pytest.importorskip("ray")
-from ray.cluster_utils import Cluster  # noqa: E402
+pytest.importorskip("ray")
+from ray.cluster_utils import Cluster
 
-from indexer.asr.distributed import RayRunner  # noqa: E402
+from bench.measure import local_ray_cluster
+from indexer.asr.distributed import RayRunner
 
 pytestmark = pytest.mark.asr
-NODE: dict[str, Any] = {"num_cpus": 1, "object_store_memory": 80 * 1024 * 1024}
 WORKER_TITLE = b"ray::_Recognizer"
 
 
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[Cluster]:
-    cluster = Cluster(initialize_head=True, head_node_args={**NODE, "include_dashboard": False})
-    cluster.add_node(**NODE)
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address, log_to_driver=False)
-    yield cluster
-    ray.shutdown()
-    cluster.shutdown()
+    with local_ray_cluster(2) as cluster:
+        yield cluster
 
 
 def _raylet_pids(cluster: Cluster) -> set[int]:
