@@ -28,7 +28,14 @@ from indexer.index.definitions import (
 )
 from indexer.index.documents import DERIVED_FIELDS, call_document
 from indexer.index.loader import load_calls
-from indexer.index.reindex import Source, needs_reindex, prune, reindex, rollback
+from indexer.index.reindex import (
+    Source,
+    keeps_calls_under_their_ids,
+    needs_reindex,
+    prune,
+    reindex,
+    rollback,
+)
 from indexer.index.store import TranscriptStore
 from indexer.settings import PROJECT_ROOT, Settings
 from indexer.trackers.tagging import current_tagger
@@ -392,6 +399,32 @@ def test_a_document_under_a_foreign_id_fails_the_count_check(
     with pytest.raises(ReindexError, match=r"holds 6: 1 would be lost \(copy-of-old-1\)"):
         reindex(es, settings, tag=current_tagger(es, settings))
     assert_untouched(es, settings, old)
+
+
+def test_the_checks_read_ids_from_call_ids_only_where_the_counts_show_they_are_the_ids(
+    es: Elasticsearch, settings: Settings
+) -> None:
+    """The checks read call ids from doc values (reading ``_id`` decompresses each source);
+    that stands only where every document is filed under its own call_id."""
+    documents = [call_document(call) for call in CALLS]
+    ids = [call.call_id for call in CALLS]
+    call_ids = set(ids)
+
+    def index_of(documents: list[dict[str, Any]], ids: list[str]) -> str:
+        old = current_index(es, settings.calls_alias)
+        if old is not None:
+            es.indices.delete(index=old)
+        return make_old_index(es, settings, documents, ids=ids)
+
+    own = index_of(documents, ids)
+    assert keeps_calls_under_their_ids(es, own, call_ids)
+    assert not keeps_calls_under_their_ids(es, own, call_ids - {"old-2"})
+    # old-1 twice: under its own id and another
+    copied = index_of([*documents, documents[1]], [*ids, "copy-of-old-1"])
+    assert not keeps_calls_under_their_ids(es, copied, call_ids)
+    # old-1 only under another id
+    renamed = index_of(documents, [ids[0], "not-old-1", *ids[2:]])
+    assert not keeps_calls_under_their_ids(es, renamed, call_ids)
 
 
 def test_probe_queries_that_answer_differently_fail_unless_accepted(
