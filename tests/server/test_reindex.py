@@ -16,6 +16,7 @@ from builders import load_through_loader, make_call, tracker_write
 from elasticsearch import Elasticsearch, helpers
 from fastapi.testclient import TestClient
 
+import indexer.index.reindex as reindex_module
 from api.main import create_app
 from indexer.errors import IndexVersionError, ReindexError
 from indexer.index.definitions import (
@@ -401,11 +402,23 @@ def test_a_document_under_a_foreign_id_fails_the_count_check(
     assert_untouched(es, settings, old)
 
 
+# 2: the checks count among a set of ids in several queries, as at a million calls.
+IDS_PER_QUERY_CASES = pytest.mark.parametrize(
+    "ids_per_query", [None, 2], ids=["one-query", "ids-in-parts"]
+)
+
+
+@IDS_PER_QUERY_CASES
 def test_the_checks_read_ids_from_call_ids_only_where_the_counts_show_they_are_the_ids(
-    es: Elasticsearch, settings: Settings
+    es: Elasticsearch,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    ids_per_query: int | None,
 ) -> None:
     """The checks read call ids from doc values (reading ``_id`` decompresses each source);
     that stands only where every document is filed under its own call_id."""
+    if ids_per_query is not None:
+        monkeypatch.setattr(reindex_module, "IDS_PER_QUERY", ids_per_query)
     documents = [call_document(call) for call in CALLS]
     ids = [call.call_id for call in CALLS]
     call_ids = set(ids)
@@ -444,14 +457,21 @@ def test_probe_queries_that_answer_differently_fail_unless_accepted(
     assert current_index(es, settings.calls_alias) == result.target
 
 
+@IDS_PER_QUERY_CASES
 @pytest.mark.parametrize("others", [0, 30], ids=["most-calls-match", "few-calls-match"])
 def test_a_probe_finding_as_many_but_other_calls_fails(
-    es: Elasticsearch, settings: Settings, others: int
+    es: Elasticsearch,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    others: int,
+    ids_per_query: int | None,
 ) -> None:
     """The old analysis found "send me" in z-1 (which says "sell me") but not in a-02: the
     new index finds as many calls, not the same ones. Counts alone would pass it. With
     ``others`` calls that do not say it, the probe finds most or few of the calls (the check
     reads the smaller side)."""
+    if ids_per_query is not None:
+        monkeypatch.setattr(reindex_module, "IDS_PER_QUERY", ids_per_query)
     calls = [make_call(f"a-{i:02}", [("client", f"send me the contract {i}")]) for i in range(20)]
     calls += [make_call(f"m-{i:02}", [("client", "good morning everyone")]) for i in range(others)]
     calls.append(make_call("z-1", [("client", "sell me the contract")]))
