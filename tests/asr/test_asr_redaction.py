@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,19 @@ def _voice(text: str, work: Path) -> np.ndarray:
     )
     samples, _ = sf.read(str(resampled), dtype="int16")
     return np.asarray(samples)
+
+
+def _strings(value: object) -> Iterator[str]:
+    """Every string in a dumped call. Its numbers stay out: a word's score 0.98194855 holds the
+    card's last group, 1948, without anything having leaked."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
 
 
 @pytest.fixture
@@ -102,7 +116,7 @@ def test_a_card_read_out_is_masked_and_bleeped_on_both_channels(
     assert store is not None
     stored = store.get("asr-card")
     assert stored is not None
-    text = stored.model_dump_json()
+    text = " ".join(_strings(stored.model_dump(mode="json")))
     assert "[card]" in text
     assert not re.search(r"4276|7975|4323|1948|four two seven six|one nine four eight", text)
 
