@@ -28,7 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.deps import get_es
+from api.deps import get_es, get_search_es
 from api.schemas import Problem
 from api.security import SAFE_METHODS, api_routes, is_public, require_admin, uses_dependency
 from indexer.errors import (
@@ -180,7 +180,8 @@ def document_errors(schema: dict[str, Any], app: FastAPI, *, keys_enabled: bool)
                 statuses.append("401")
                 if method not in SAFE_METHODS or uses_dependency(route, require_admin):
                     statuses.append("403")
-            if uses_dependency(route, get_es) and not is_public(route):
+            talks_to_es = any(uses_dependency(route, dep) for dep in (get_es, get_search_es))
+            if talks_to_es and not is_public(route):
                 statuses += ["503", "504"]
             for status in statuses:
                 responses.setdefault(

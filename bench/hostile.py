@@ -204,7 +204,7 @@ def profile_one(settings: Any, *, query: str = WORST_QUERY, size: int = 100) -> 
 
     es = connect(settings)
     try:
-        parsed = search_request(settings, es, q=query, role=RoleFilter.ANY, mode=Mode.EXACT)
+        parsed = search_request(settings, q=query, role=RoleFilter.ANY, mode=Mode.EXACT)
         body, named = build_query(replace(parsed, size=size), settings.max_hits_per_call)
     finally:
         es.close()

@@ -30,6 +30,7 @@ INITIAL_BACKOFF_S = 0.5
 COMPATIBLE_JSON = (
     "application/vnd.elasticsearch+json; compatible-with=" + client_version.partition(".")[0]
 )
+COMPATIBLE_NDJSON = COMPATIBLE_JSON.replace("+json", "+x-ndjson")
 
 
 log = logging.getLogger("earshot.es")
@@ -116,6 +117,7 @@ def json_request(
     body: Any = None,
     request_timeout: float | None = None,
     opaque_id: str | None = None,
+    ndjson: bool = False,
 ) -> ObjectApiResponse[Any]:
     """One JSON request by ``es``'s transport: its nodes, connections, retries, serializer
     and timeout (``request_timeout`` instead, when given), the error of a failing status as the
@@ -125,12 +127,13 @@ def json_request(
     in the API: ``es.options(...)`` builds a client (~0.2 ms) and ``es.search(...)`` rewrites
     its parameters and opens a telemetry span, ~1 ms of CPU together over the request itself
     (docs/benchmarks.md, *Per-request overhead, round 3*). ``body`` may be bytes already
-    serialised (sent as they are) or what the client's serializer writes."""
+    serialised (sent as they are) or what the client's serializer writes; with ``ndjson``, the
+    lines of a ``_msearch`` or ``_bulk``."""
     # The client keeps its options (set by ``connect`` and ``options``) on these attributes;
     # read here so that a client made with other options sends with them.
     headers = {**es._headers, "accept": COMPATIBLE_JSON}
     if body is not None:
-        headers["content-type"] = COMPATIBLE_JSON
+        headers["content-type"] = COMPATIBLE_NDJSON if ndjson else COMPATIBLE_JSON
     if opaque_id is not None:
         headers["x-opaque-id"] = opaque_id
     meta, answer = es.transport.perform_request(
@@ -144,10 +147,17 @@ def json_request(
         retry_on_timeout=es._retry_on_timeout,
     )
     if not 200 <= meta.status < 300:
-        raise HTTP_EXCEPTIONS.get(meta.status, ApiError)(
-            message=_error_message(answer, str(answer)), meta=meta, body=answer
-        )
+        raise api_error(meta, answer)
     return ObjectApiResponse(body=answer, meta=meta)
+
+
+def api_error(meta: elastic_transport.ApiResponseMeta, body: Any) -> ApiError:
+    """The error the client raises for an answer of ``meta.status``: its ``ApiError``
+    subclass, message and body. Also for one search of a ``_msearch`` that failed (``body``
+    its item, ``meta`` the whole answer's with the item's status)."""
+    return HTTP_EXCEPTIONS.get(meta.status, ApiError)(
+        message=_error_message(body, str(body)), meta=meta, body=body
+    )
 
 
 # How long a point in time stays open between two pages of ``scan_hits``.

@@ -277,26 +277,31 @@ def _id_from(canonical: str) -> str:
     return slug if re.fullmatch(TERM_ID_PATTERN, slug) else f"term-{uuid.uuid4().hex[:8]}"
 
 
-# Every stored term, by id: the one search of the vocabulary, its body written once.
-_TERMS_SEARCH = json.dumps(
+# Every stored term, by id: the one search of the vocabulary, its body written once (a search
+# page sends it too, in the same request as the page: indexer.search.runner).
+TERMS_SEARCH = json.dumps(
     {"query": {"match_all": {}}, "sort": [{"id": "asc"}], "size": MAX_TERMS}
 ).encode()
 
 
+def stored_terms_of(answer: dict[str, Any]) -> list[dict[str, Any]]:
+    """The stored terms in an answer to ``TERMS_SEARCH`` (each hit's ``_source``)."""
+    return [hit["_source"] for hit in answer["hits"]["hits"]]
+
+
 def _stored_terms(es: Elasticsearch, settings: Settings) -> list[dict[str, Any]]:
-    """The stored terms as Elasticsearch answers them (each hit's ``_source``); none when the
-    index does not exist yet."""
+    """The stored terms as Elasticsearch answers them; none when the index does not exist yet."""
     with backend_errors(settings.es_url):
         try:
             found = json_request(
                 es,
                 "POST",
                 index_path(vocabulary_index(settings.calls_alias), "_search"),
-                body=_TERMS_SEARCH,
+                body=TERMS_SEARCH,
             )
         except NotFoundError:
             return []
-    return [hit["_source"] for hit in found.body["hits"]["hits"]]
+    return stored_terms_of(found.body)
 
 
 def list_terms(es: Elasticsearch, settings: Settings) -> list[VocabularyTerm]:
@@ -313,24 +318,39 @@ def load_vocabulary(es: Elasticsearch, settings: Settings) -> Vocabulary:
     """The stored vocabulary, ready to expand queries.
 
     Read on every call: a term written a moment ago, by any process, already counts (every
-    write refreshes the index before it returns). What is not repeated is building it: when
-    the stored terms are the very ones it was last built from, that vocabulary is returned
-    (a search pays the read, a few hundred microseconds, not the validation and grouping of
-    every term). Compared by content, not by a version or sequence number, so nothing a
-    write, a deleted and recreated index or another process does can make it stale."""
+    write refreshes the index before it returns). What is not repeated is building it
+    (``vocabulary_of``)."""
+    return vocabulary_of(settings, _stored_terms(es, settings))
+
+
+def vocabulary_of(settings: Settings, stored: list[dict[str, Any]]) -> Vocabulary:
+    """The vocabulary of these stored terms (as read from the vocabulary of the calls behind
+    ``settings``). When they are the very ones it was last built from, that vocabulary is
+    returned (a search pays the read, not the validation and grouping of every term).
+    Compared by content, not by a version or sequence number, so nothing a write, a deleted
+    and recreated index or another process does can make it stale."""
     index = vocabulary_index(settings.calls_alias)
-    stored = _stored_terms(es, settings)
-    if not stored:
-        return EMPTY
     built = _BUILT.get(index)
     if built is not None and built[0] == stored:
         return built[1]
-    vocabulary = Vocabulary.of(VocabularyTerm.model_validate(source) for source in stored)
+    vocabulary = (
+        Vocabulary.of(VocabularyTerm.model_validate(source) for source in stored)
+        if stored
+        else EMPTY
+    )
     if len(_BUILT) >= _MAX_BUILT:
         _BUILT.clear()
     # One assignment: another thread reads the old pair or the new one, never a mix.
     _BUILT[index] = (stored, vocabulary)
     return vocabulary
+
+
+def last_built(settings: Settings) -> tuple[list[dict[str, Any]], Vocabulary]:
+    """The vocabulary last built for the calls behind ``settings``, with the stored terms it
+    was built from (none and ``EMPTY`` before any), read from nothing: for a search page that
+    reads the stored terms in the same request as the page and compares them
+    (``indexer.search.runner``)."""
+    return _BUILT.get(vocabulary_index(settings.calls_alias), ([], EMPTY))
 
 
 def get_term(es: Elasticsearch, settings: Settings, term_id: str) -> VocabularyTerm:

@@ -26,7 +26,7 @@ FaultKind = Literal["bulk_item_status", "stall", "late", "drop", "search_timed_o
 @dataclass
 class Fault:
     kind: FaultKind
-    path_part: str  # the fault applies to requests whose path contains this
+    path_part: str | tuple[str, ...]  # the fault applies to requests whose path contains it
     times: int  # how many matching requests it hits
     status: int = 429  # bulk_item_status / status
     stall_s: float = 0.0
@@ -46,14 +46,17 @@ class FaultProxy:
         assert self._server is not None
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def arm(self, kind: FaultKind, path_part: str, times: int = 1, **options: Any) -> None:
+    def arm(
+        self, kind: FaultKind, path_part: str | tuple[str, ...], times: int = 1, **options: Any
+    ) -> None:
         with self._lock:
             self.faults.append(Fault(kind, path_part, times, **options))
 
     def _take(self, path: str) -> Fault | None:
         with self._lock:
             for fault in self.faults:
-                if fault.path_part in path and fault.times > 0:
+                parts = (fault.path_part,) if isinstance(fault.path_part, str) else fault.path_part
+                if any(part in path for part in parts) and fault.times > 0:
                     fault.times -= 1
                     self.fired.append(f"{fault.kind} {path}")
                     return fault
@@ -102,7 +105,9 @@ class FaultProxy:
                 if fault is not None and fault.kind in {"bulk_item_status", "search_timed_out"}:
                     document = json.loads(payload)
                     if fault.kind == "search_timed_out":
-                        document["timed_out"] = True
+                        # A _msearch: each of its searches timed out.
+                        for search in document.get("responses", [document]):
+                            search["timed_out"] = True
                     else:
                         # Every other item refused: those landed for real are overwritten on
                         # the retry (same id), those refused land then.

@@ -36,6 +36,7 @@ from api.schemas import Problem
 from indexer.errors import EarshotError
 from indexer.search import CallResult, SearchRequest, SearchResponse, search_calls
 from indexer.settings import Settings
+from indexer.vocabulary import Vocabulary, load_vocabulary
 
 log = logging.getLogger("earshot.api.export")
 
@@ -101,7 +102,11 @@ def call_rows(call: CallResult) -> Iterator[list[Any]]:
 
 
 def _calls(
-    es: Elasticsearch, settings: Settings, request: SearchRequest, first: SearchResponse
+    es: Elasticsearch,
+    settings: Settings,
+    request: SearchRequest,
+    vocabulary: Vocabulary,
+    first: SearchResponse,
 ) -> Iterator[CallResult]:
     """The calls of every page, the first one already fetched, up to the cap."""
     page, sent = first, 0
@@ -113,13 +118,16 @@ def _calls(
             sent += 1
         if page.next_cursor is None or sent >= settings.export_max_calls:
             return
-        page = search_calls(es, settings, replace(request, cursor=page.next_cursor))
+        page = search_calls(
+            es, settings, replace(request, cursor=page.next_cursor), vocabulary=vocabulary
+        )
 
 
 def _stream(
     es: Elasticsearch,
     settings: Settings,
     request: SearchRequest,
+    vocabulary: Vocabulary,
     first: SearchResponse,
     delimiter: str,
     bom: bool,
@@ -132,7 +140,7 @@ def _stream(
     rows = 0
     sent_calls = 0
     try:
-        for call in _calls(es, settings, request, first):
+        for call in _calls(es, settings, request, vocabulary, first):
             sent_calls += 1
             for row in call_rows(call):
                 writer.writerow(row)
@@ -186,7 +194,9 @@ def search_csv(
 ) -> StreamingResponse:
     request = replace(request, size=settings.max_page_size, cursor=None)
     # The first page is fetched before answering, so a bad query is still a 400 (or a 503).
-    first = search_calls(es, settings, request)
+    # Read once: every page is the same query, whatever the vocabulary does meanwhile.
+    vocabulary = load_vocabulary(es, settings)
+    first = search_calls(es, settings, request, vocabulary=vocabulary)
     exported = min(first.total, settings.export_max_calls)
     headers = {
         "Content-Disposition": 'attachment; filename="earshot-search.csv"',
@@ -195,7 +205,7 @@ def search_csv(
         "X-Earshot-Truncated": "true" if first.total > exported else "false",
     }
     return StreamingResponse(
-        _stream(es, settings, request, first, DELIMITERS[delimiter], bom),
+        _stream(es, settings, request, vocabulary, first, DELIMITERS[delimiter], bom),
         media_type="text/csv; charset=utf-8",
         headers=headers,
     )

@@ -7,11 +7,10 @@ from dataclasses import replace
 from datetime import date, datetime
 from typing import Annotated
 
-from elasticsearch import Elasticsearch
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from api.deps import EsDep, SearchEsDep, SettingsDep
+from api.deps import SearchEsDep, SettingsDep
 from api.schemas import Problem
 from indexer.errors import QueryError
 from indexer.metrics import METRIC_NAMES
@@ -29,7 +28,6 @@ from indexer.search import (
 from indexer.search.workers import search_page_json
 from indexer.settings import Settings
 from indexer.transcript import Direction
-from indexer.vocabulary import load_vocabulary
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
@@ -56,7 +54,6 @@ SORT_DESCRIPTION = """`relevance` (most mentions first; newest without `q`), `ne
 
 def search_request(
     settings: SettingsDep,
-    es: EsDep,
     q: Annotated[
         str | None,
         Query(
@@ -139,7 +136,8 @@ def search_request(
         ),
     ] = "relevance",
 ) -> SearchRequest:
-    """Every search parameter but the page (``size``, ``cursor``), checked and parsed."""
+    """Every search parameter but the page (``size``, ``cursor``), checked and parsed; the
+    query as typed (the runner expands its vocabulary terms)."""
     start = parse_date_param("date_from", date_from)
     end = parse_date_param("date_to", date_to)
     if start and end and _as_date(start) > _as_date(end):
@@ -154,7 +152,7 @@ def search_request(
     if len(metrics) > settings.max_metric_filters:
         raise QueryError(f"metric: at most {settings.max_metric_filters} metric filters")
     return SearchRequest(
-        tree=_tree(q, role, mode, settings, es),
+        tree=_tree(q, role, mode, settings),
         manager_id=manager_id,
         team=team,
         client_id=client_id,
@@ -194,9 +192,7 @@ def search(
     return Response(page, media_type="application/json")
 
 
-def _tree(
-    q: str | None, role: RoleFilter, mode: Mode, settings: Settings, es: Elasticsearch
-) -> Node | None:
+def _tree(q: str | None, role: RoleFilter, mode: Mode, settings: Settings) -> Node | None:
     if q is None or not q.strip():
         return None
     tree = parse_query(
@@ -206,9 +202,9 @@ def _tree(
         max_length=settings.max_query_length,
         max_matches=settings.max_query_terms,
     )
-    # Read per request (built again only when the stored terms changed): a term added a
-    # moment ago, by any API process, already counts.
-    return load_vocabulary(es, settings).expand(tree)
+    # As typed: the runner expands its vocabulary terms, read with the page (a term added a
+    # moment ago, by any API process, already counts).
+    return tree
 
 
 def _as_date(value: datetime | date) -> date:

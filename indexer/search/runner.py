@@ -9,6 +9,13 @@ Call metrics (``indexer.metrics``) filter and sort the calls: ``talk_ratio_manag
 range query on the stored ``metrics.talk_ratio_manager``; a metric sort puts calls without that
 metric (e.g. no client speech) last in either direction, then orders by call id so pages never
 overlap.
+
+A query's vocabulary terms (``indexer.vocabulary``) are expanded here, and the stored terms are
+read in the same request as the page (one ``_msearch``: the terms, then the page): the query
+is expanded with the vocabulary last built, and when the terms read with the page are not the
+ones it was built from, the page is searched again with the vocabulary of the terms just read.
+So a term written a moment ago, by any process, counts in the next search, as when the terms
+were read first, without a round trip of their own on every search.
 """
 
 from __future__ import annotations
@@ -20,12 +27,15 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, NoReturn, TypeVar
 
 import elastic_transport
+from elastic_transport import ApiResponseMeta
 from elasticsearch import ApiError, Elasticsearch, NotFoundError
 
 from indexer.elastic import (
+    api_error,
     backend_errors,
     decode_answer,
     decode_error_body,
@@ -47,8 +57,18 @@ from indexer.search.request import (
 )
 from indexer.search.results import CallResult, Hit, SearchResponse
 from indexer.settings import Settings
+from indexer.vocabulary import (
+    TERMS_SEARCH,
+    Vocabulary,
+    last_built,
+    load_vocabulary,
+    stored_terms_of,
+    vocabulary_index,
+    vocabulary_of,
+)
 
 log = logging.getLogger("earshot.search")
+T = TypeVar("T")
 
 # The shortest wait given to the client: a budget nearly spent still sends the request once.
 MIN_WAIT_S = 0.001
@@ -244,6 +264,20 @@ def cancel_in_background(es: Elasticsearch, opaque_id: str) -> None:
     ).start()
 
 
+def _refusal(
+    exc: ApiError, settings: Settings, refused: Callable[[ApiError], QueryError | None]
+) -> Exception:
+    """What a search of the calls alias that Elasticsearch refused raises: a missing index is
+    a clear SearchBackendError, ``refused`` may name a QueryError; else the error itself."""
+    decode_error_body(exc)
+    if isinstance(exc, NotFoundError):
+        return SearchBackendError(
+            f"the calls index '{settings.calls_alias}' does not exist yet: load transcripts "
+            "first (python -m indexer load)"
+        )
+    return refused(exc) or exc
+
+
 def _send(
     es: Elasticsearch,
     settings: Settings,
@@ -253,40 +287,57 @@ def _send(
     advice: str,
     refused: Callable[[ApiError], QueryError | None],
     deadline: Deadline,
-) -> Any:
+    terms_first: bool = False,
+) -> tuple[Any, ApiResponseMeta]:
     """One search of the calls alias under the deadline; its answer's body (the bytes of a
-    large answer from a ``LargeAnswersUndecoded`` client, else the decoded JSON)."""
+    large answer from a ``LargeAnswersUndecoded`` client, else the decoded JSON) and meta.
+    With ``terms_first``, one ``_msearch`` of the stored vocabulary terms and then the search:
+    its answer holds both (``page_part``)."""
     deadline.check(what, advice)
     left_s = max(deadline.left_s(), MIN_WAIT_S)
+    timed = {**body, "timeout": f"{max(1, round(left_s * 1000))}ms"}
     try:
         with backend_errors(settings.es_url):
             try:
-                # The request ``es.search(index=..., body=..., allow_partial_search_results=
-                # False)`` sends, without the client's API layer (``json_request``).
-                answer = json_request(
-                    es,
-                    "POST",
-                    index_path(settings.calls_alias, "_search")
-                    + "?allow_partial_search_results=false",
-                    body={**body, "timeout": f"{max(1, round(left_s * 1000))}ms"},
-                    request_timeout=left_s,
-                    opaque_id=deadline.opaque_id,
-                )
+                if terms_first:
+                    # Sent to the calls alias's own path, as the search alone is (the page's
+                    # search is of the path's index; the terms name theirs).
+                    answer = json_request(
+                        es,
+                        "POST",
+                        index_path(settings.calls_alias, "_msearch"),
+                        body=[
+                            # None stored yet: no index, and no hits rather than an error.
+                            {
+                                "index": vocabulary_index(settings.calls_alias),
+                                "ignore_unavailable": True,
+                            },
+                            TERMS_SEARCH,
+                            {"allow_partial_search_results": False},
+                            timed,
+                        ],
+                        request_timeout=left_s,
+                        opaque_id=deadline.opaque_id,
+                        ndjson=True,
+                    )
+                else:
+                    # The request ``es.search(index=..., body=..., allow_partial_search_results=
+                    # False)`` sends, without the client's API layer (``json_request``).
+                    answer = json_request(
+                        es,
+                        "POST",
+                        index_path(settings.calls_alias, "_search")
+                        + "?allow_partial_search_results=false",
+                        body=timed,
+                        request_timeout=left_s,
+                        opaque_id=deadline.opaque_id,
+                    )
             except ApiError as exc:
-                decode_error_body(exc)
-                if isinstance(exc, NotFoundError):
-                    raise SearchBackendError(
-                        f"the calls index '{settings.calls_alias}' does not exist yet: load "
-                        "transcripts first (python -m indexer load)"
-                    ) from exc
-                error = refused(exc)
-                if error is not None:
-                    raise error from exc
-                raise
+                raise _refusal(exc, settings, refused) from exc
     except SearchTimeoutError as exc:
         cancel_in_background(es, deadline.opaque_id)
         raise deadline.exceeded(what, advice) from exc
-    return answer.body
+    return answer.body, answer.meta
 
 
 def _whole(answer: dict[str, Any], deadline: Deadline, *, what: str, advice: str) -> None:
@@ -314,22 +365,62 @@ def search_whole(
     now and then), so the client also stops waiting when the budget is spent, and then cancels
     the task in Elasticsearch (found by its ``X-Opaque-Id``)."""
     deadline = deadline or Deadline(settings)
-    answer = _send(es, settings, body, what=what, advice=advice, refused=refused, deadline=deadline)
+    answer, _ = _send(
+        es, settings, body, what=what, advice=advice, refused=refused, deadline=deadline
+    )
     _whole(answer, deadline, what=what, advice=advice)
     return dict(answer)
 
 
-def send_page_search(
-    es: Elasticsearch,
-    settings: Settings,
-    request: SearchRequest,
-    body: dict[str, Any],
-    deadline: Deadline,
-) -> Any:
-    """The search of one page (``body`` from ``build_query``), whole or nothing as
-    ``search_whole``: its answer, decoded, or its bytes from a ``LargeAnswersUndecoded``
-    client (for ``page_of`` once decoded)."""
+@dataclass(frozen=True)
+class PagePlan:
+    """A page search about to be sent: the request with its query's vocabulary terms expanded,
+    its body and named matches (``build_query``), and the stored vocabulary terms the query was
+    expanded with when the search reads them again to compare (``None``: no query, or the
+    terms were just read)."""
 
+    request: SearchRequest
+    body: dict[str, Any]
+    named: dict[str, Match]
+    assumed_terms: list[dict[str, Any]] | None
+
+
+@dataclass(frozen=True)
+class StaleVocabulary:
+    """The stored vocabulary terms read with a page are not those its query was expanded
+    with: the page is to be searched again with the vocabulary of these."""
+
+    stored: list[dict[str, Any]]
+
+
+def plan_of(
+    settings: Settings, expanded: SearchRequest, assumed_terms: list[dict[str, Any]] | None
+) -> PagePlan:
+    body, named = build_query(expanded, settings.max_hits_per_call)
+    return PagePlan(expanded, body, named, assumed_terms)
+
+
+def _expanded(request: SearchRequest, vocabulary: Vocabulary) -> SearchRequest:
+    if request.tree is None:
+        return request
+    return replace(request, tree=vocabulary.expand(request.tree))
+
+
+def plan_page(es: Elasticsearch, settings: Settings, request: SearchRequest) -> PagePlan:
+    """The page search of ``request`` (its query as typed), expanded with the vocabulary last
+    built, to be compared with the terms read with the page."""
+    if request.tree is None:
+        return plan_of(settings, request, None)
+    stored, vocabulary = last_built(settings)
+    try:
+        return plan_of(settings, _expanded(request, vocabulary), stored)
+    except QueryError:
+        # Refused under the vocabulary last built (too many spellings; a cursor of another
+        # expansion): that vocabulary may be stale, so the stored terms decide, read first.
+        return plan_of(settings, _expanded(request, load_vocabulary(es, settings)), None)
+
+
+def _page_refusal(request: SearchRequest) -> Callable[[ApiError], QueryError | None]:
     def refused(exc: ApiError) -> QueryError | None:
         if _too_many_terms(exc):
             return QueryError(
@@ -342,15 +433,78 @@ def send_page_search(
             return QueryError("cursor is not valid: pass next_cursor exactly as returned")
         return None
 
+    return refused
+
+
+def send_page_search(
+    es: Elasticsearch, settings: Settings, plan: PagePlan, deadline: Deadline
+) -> tuple[Any, ApiResponseMeta]:
+    """The search of one page, whole or nothing as ``search_whole``: its answer, decoded, or
+    its bytes from a ``LargeAnswersUndecoded`` client (``page_part`` takes the page out),
+    and the answer's meta. With the stored vocabulary terms first when the plan compares them."""
     return _send(
         es,
         settings,
-        body,
+        plan.body,
         what="search",
         advice=SEARCH_ADVICE,
-        refused=refused,
+        refused=_page_refusal(plan.request),
         deadline=deadline,
+        terms_first=plan.assumed_terms is not None,
     )
+
+
+def page_part(answer: dict[str, Any], plan: PagePlan) -> tuple[str, Any]:
+    """What a decoded answer of ``send_page_search`` holds: ``("page", its answer)``,
+    ``("refused", the failed search's item)`` of an ``_msearch``, or ``("stale",
+    StaleVocabulary)`` when the terms read with it are not those the plan assumed."""
+    if plan.assumed_terms is None:
+        return "page", answer
+    terms, page = answer["responses"]
+    if "error" in terms:
+        return "refused", terms
+    stored = stored_terms_of(terms)
+    # Before the page's own error: a page refused under a stale vocabulary (too many
+    # spellings) may be searched under the fresh one.
+    if stored != plan.assumed_terms:
+        return "stale", StaleVocabulary(stored)
+    if "error" in page:
+        return "refused", page
+    return "page", page
+
+
+def raise_refused(
+    item: dict[str, Any], meta: ApiResponseMeta, settings: Settings, plan: PagePlan
+) -> NoReturn:
+    """Raise the error of one failed search of an ``_msearch`` as that search alone raises it
+    (``_send``)."""
+    exc = api_error(replace(meta, status=item.get("status", 500)), item)
+    with backend_errors(settings.es_url):
+        raise _refusal(exc, settings, _page_refusal(plan.request)) from exc
+
+
+def searched(
+    es: Elasticsearch,
+    settings: Settings,
+    request: SearchRequest,
+    deadline: Deadline,
+    build: Callable[[Any, ApiResponseMeta, PagePlan], T | StaleVocabulary],
+    vocabulary: Vocabulary | None = None,
+) -> T:
+    """``build``'s page of ``request`` (its query as typed): planned, sent, and sent again with
+    the vocabulary just read when ``build`` finds the one assumed stale (at most once: that
+    search compares nothing). With ``vocabulary``, expanded with it and no terms read."""
+    plan = (
+        plan_page(es, settings, request)
+        if vocabulary is None
+        else plan_of(settings, _expanded(request, vocabulary), None)
+    )
+    built = build(*send_page_search(es, settings, plan, deadline), plan)
+    if isinstance(built, StaleVocabulary):
+        plan = plan_of(settings, _expanded(request, vocabulary_of(settings, built.stored)), None)
+        built = build(*send_page_search(es, settings, plan, deadline), plan)
+        assert not isinstance(built, StaleVocabulary)
+    return built
 
 
 def page_of(
@@ -385,14 +539,25 @@ def search_calls(
     settings: Settings,
     request: SearchRequest,
     deadline: Deadline | None = None,
+    vocabulary: Vocabulary | None = None,
 ) -> SearchResponse:
-    """One page of calls, searched and built in this thread."""
+    """One page of calls of ``request`` (its query as typed), searched and built in this
+    thread; its vocabulary terms expanded with ``vocabulary`` when given (every page of an
+    export the same query), else with the stored terms read with the page."""
     deadline = deadline or Deadline(settings)
-    body, named = build_query(request, settings.max_hits_per_call)
-    answer = send_page_search(es, settings, request, body, deadline)
-    if isinstance(answer, bytes):
-        answer = decode_answer(answer)
-    return page_of(answer, settings, request, named, deadline)
+
+    def build(
+        answer: Any, meta: ApiResponseMeta, plan: PagePlan
+    ) -> SearchResponse | StaleVocabulary:
+        kind, part = page_part(decode_answer(answer) if isinstance(answer, bytes) else answer, plan)
+        if kind == "refused":
+            raise_refused(part, meta, settings, plan)
+        if kind == "stale":
+            assert isinstance(part, StaleVocabulary)
+            return part
+        return page_of(part, settings, plan.request, plan.named, deadline)
+
+    return searched(es, settings, request, deadline, build, vocabulary)
 
 
 def _too_many_terms(exc: ApiError) -> bool:

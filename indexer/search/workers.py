@@ -25,19 +25,29 @@ in the calling thread.
 
 from __future__ import annotations
 
-from concurrent.futures import Future
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from elastic_transport import ApiResponseMeta
 from elasticsearch import Elasticsearch
 
 from indexer.elastic import connect, decode_answer
 from indexer.errors import SearchBackendError, SearchTimeoutError
 from indexer.processes import WorkerPool
-from indexer.search.query import Match
 from indexer.search.request import SearchRequest
-from indexer.search.runner import SEARCH_ADVICE, Deadline, build_query, page_of, send_page_search
+from indexer.search.runner import (
+    SEARCH_ADVICE,
+    Deadline,
+    PagePlan,
+    StaleVocabulary,
+    page_of,
+    page_part,
+    plan_of,
+    raise_refused,
+    searched,
+)
 from indexer.settings import Settings
 
 # How long past the deadline the waiting side still waits for a worker's own answer (its 504
@@ -48,8 +58,9 @@ SEARCH_POOL = WorkerPool(
     "search", lambda settings: settings.search_processes, modules=("indexer.search.workers",)
 )
 
-# What a worker sends back: the page as JSON bytes, or a timeout's message.
-Outcome = tuple[str, bytes | str]
+# What a worker sends back: ("page", the page as JSON bytes), ("timeout", its message), or what
+# ``page_part`` found instead of a page (a failed search's item; StaleVocabulary).
+Outcome = tuple[str, Any]
 
 
 def search_client(settings: Settings) -> Elasticsearch:
@@ -67,48 +78,80 @@ def start_search_workers(settings: Settings) -> list[int]:
 
 
 def _page_json(
-    answer: Any,
-    settings: Settings,
-    request: SearchRequest,
-    named: dict[str, Match],
-    deadline: Deadline,
+    answer: dict[str, Any], settings: Settings, plan: PagePlan, deadline: Deadline
 ) -> bytes:
-    decoded = decode_answer(answer) if isinstance(answer, bytes) else answer
-    page = page_of(decoded, settings, request, named, deadline)
+    page = page_of(answer, settings, plan.request, plan.named, deadline)
     return page.model_dump_json(by_alias=True).encode()
 
 
 def _page_in_worker(
-    answer: bytes, settings: Settings, request: SearchRequest, ends_at: float, opaque_id: str
+    answer: bytes,
+    settings: Settings,
+    expanded: SearchRequest,
+    assumed_terms: list[dict[str, Any]] | None,
+    ends_at: float,
+    opaque_id: str,
 ) -> Outcome:
-    """In a worker: the page of a large answer as the API answers it (JSON bytes), or the
-    timeout it ran into while rebuilding."""
+    """In a worker: the page of a large answer as the API answers it (JSON bytes), the timeout
+    it ran into while rebuilding, or what ``page_part`` found instead of a page."""
     deadline = Deadline(settings, ends_at=ends_at, opaque_id=opaque_id)
     # The matches of the request's query, compiled again here (a fraction of a millisecond)
     # rather than pickled with it.
-    _, named = build_query(request, settings.max_hits_per_call)
+    plan = plan_of(settings, expanded, assumed_terms)
+    kind, part = page_part(decode_answer(answer), plan)
+    if kind != "page":
+        return kind, part
     try:
-        return "page", _page_json(answer, settings, request, named, deadline)
+        return "page", _page_json(part, settings, plan, deadline)
     except SearchTimeoutError as exc:
         return "timeout", str(exc)
 
 
 def search_page_json(es: Elasticsearch, settings: Settings, request: SearchRequest) -> bytes:
-    """One page of calls (``indexer.search.runner``), as the JSON bytes of its
-    ``SearchResponse``. ``es`` is a ``search_client``: an answer it leaves undecoded is built
-    in a search worker (here with ``search_processes`` 0), every other one in this thread."""
+    """One page of calls of ``request`` (its query as typed; ``indexer.search.runner``), as
+    the JSON bytes of its ``SearchResponse``. ``es`` is a ``search_client``: an answer it
+    leaves undecoded is built in a search worker (here with ``search_processes`` 0), every
+    other one in this thread."""
     deadline = Deadline(settings)
-    body, named = build_query(request, settings.max_hits_per_call)
-    answer = send_page_search(es, settings, request, body, deadline)
-    pool = SEARCH_POOL.executor(settings) if isinstance(answer, bytes) else None
-    if pool is None:
-        return _page_json(answer, settings, request, named, deadline)
+
+    def build(answer: Any, meta: ApiResponseMeta, plan: PagePlan) -> bytes | StaleVocabulary:
+        pool = SEARCH_POOL.executor(settings) if isinstance(answer, bytes) else None
+        if pool is None:
+            kind, part = page_part(
+                decode_answer(answer) if isinstance(answer, bytes) else answer, plan
+            )
+            if kind == "page":
+                return _page_json(part, settings, plan, deadline)
+        else:
+            kind, part = _in_worker(pool, answer, settings, plan, deadline)
+        if kind == "refused":
+            raise_refused(part, meta, settings, plan)
+        if kind == "timeout":
+            raise SearchTimeoutError(part)
+        if kind == "stale":
+            assert isinstance(part, StaleVocabulary)
+            return part
+        assert isinstance(part, bytes)
+        return part
+
+    return searched(es, settings, request, deadline, build)
+
+
+def _in_worker(
+    pool: ProcessPoolExecutor, answer: bytes, settings: Settings, plan: PagePlan, deadline: Deadline
+) -> Outcome:
     future: Future[Outcome] | None = None
     try:
         future = pool.submit(
-            _page_in_worker, answer, settings, request, deadline.ends_at, deadline.opaque_id
+            _page_in_worker,
+            answer,
+            settings,
+            plan.request,
+            plan.assumed_terms,
+            deadline.ends_at,
+            deadline.opaque_id,
         )
-        kind, value = future.result(timeout=max(deadline.left_s(), 0) + GRACE_S)
+        return future.result(timeout=max(deadline.left_s(), 0) + GRACE_S)
     except FutureTimeout as exc:
         if future is not None:
             future.cancel()
@@ -116,11 +159,6 @@ def search_page_json(es: Elasticsearch, settings: Settings, request: SearchReque
     except BrokenProcessPool as exc:
         SEARCH_POOL.discard(pool)
         raise SearchBackendError("a search worker stopped; try again") from exc
-    if kind == "page":
-        assert isinstance(value, bytes)
-        return value
-    assert isinstance(value, str)
-    raise SearchTimeoutError(value)
 
 
 __all__ = ["SEARCH_POOL", "search_client", "search_page_json", "start_search_workers"]

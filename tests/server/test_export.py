@@ -6,15 +6,22 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from builders import make_call
+from elasticsearch import Elasticsearch
 from fastapi.testclient import TestClient
 
 from api.main import create_app
+from api.routes.export import _calls
+from api.routes.search import search_request
+from indexer.search import Mode, RoleFilter, search_calls
 from indexer.settings import PROJECT_ROOT, Settings
 from indexer.transcript import Call, read_call_file
+from indexer.vocabulary import TermCreate, create_term, delete_term, load_vocabulary
 
 Load = Callable[..., None]
 HEADER = [
@@ -178,3 +185,34 @@ def test_bad_export_requests_are_json_400(
 
     assert response.status_code == 400
     assert message in response.json()["detail"]
+
+
+def test_every_page_of_an_export_is_the_query_of_its_first_page(
+    es: Elasticsearch, settings: Settings, index_calls: Load
+) -> None:
+    """The vocabulary is read once per export: a term deleted while the export walks its pages
+    (here: between its first and second page) does not change what the later pages match."""
+    said = {"c1": "the deal", "c2": "the contract", "c3": "a deal"}
+    index_calls(
+        *[
+            make_call(call_id, [("client", text)], started_at=datetime(2025, 1, day, tzinfo=UTC))
+            for day, (call_id, text) in enumerate(said.items(), start=1)
+        ]
+    )
+    create_term(es, settings, TermCreate(canonical="deal", spellings=["contract"]))
+    paged = settings.model_copy(update={"max_page_size": 1})
+    request = replace(
+        search_request(paged, q="deal", role=RoleFilter.ANY, mode=Mode.EXACT, sort="oldest"),
+        size=1,
+    )
+    vocabulary = load_vocabulary(es, paged)
+    first = search_calls(es, paged, request, vocabulary=vocabulary)
+    calls = _calls(es, paged, request, vocabulary, first)
+    assert next(calls).call_id == "c1"
+    delete_term(es, paged, "deal")
+    assert [call.call_id for call in calls] == ["c2", "c3"]
+    # A search after the export follows the change.
+    assert [c.call_id for c in search_calls(es, paged, replace(request, size=10)).calls] == [
+        "c1",
+        "c3",
+    ]

@@ -36,6 +36,12 @@ def _through(proxy: FaultProxy, settings: Settings, **changes: object) -> Settin
     return settings.model_copy(update={"es_url": proxy.url, **THROUGH_PROXY, **changes})
 
 
+def _page_search(settings: Settings) -> tuple[str, str]:
+    """A search page's request: a _search of the calls alias, or a _msearch of it with the
+    vocabulary's terms (a page with a query: indexer/search/runner.py)."""
+    return f"/{settings.calls_alias}/_search", f"/{settings.calls_alias}/_msearch"
+
+
 def _calls(n: int) -> list[Call]:
     return [make_call(f"fault-{i}", [("client", f"цена {i}")]) for i in range(n)]
 
@@ -112,7 +118,7 @@ def test_a_search_that_timed_out_is_a_504_never_a_page(
     index_calls: Callable[..., None], settings: Settings, proxy: FaultProxy
 ) -> None:
     index_calls(make_call("slow-1", [("client", "дорого")]))
-    proxy.arm("search_timed_out", f"/{settings.calls_alias}/_search", times=1)
+    proxy.arm("search_timed_out", _page_search(settings), times=1)
     with TestClient(create_app(_through(proxy, settings))) as api:
         timed_out = api.get("/v1/search", params={"q": "дорого"})
         again = api.get("/v1/search", params={"q": "дорого"})
@@ -129,7 +135,7 @@ def test_a_search_the_node_does_not_answer_in_time_is_a_504(
     index_calls: Callable[..., None], settings: Settings, proxy: FaultProxy
 ) -> None:
     index_calls(make_call("slow-2", [("client", "дорого")]))
-    proxy.arm("stall", f"/{settings.calls_alias}/_search", times=1, stall_s=3.0)
+    proxy.arm("stall", _page_search(settings), times=1, stall_s=3.0)
     api_settings = _through(proxy, settings, es_request_timeout_s=1.0, es_search_timeout_s=0.5)
     with TestClient(create_app(api_settings)) as api:
         response = api.get("/v1/search", params={"q": "дорого"})
@@ -140,7 +146,7 @@ def test_a_dropped_search_connection_is_a_503(
     index_calls: Callable[..., None], settings: Settings, proxy: FaultProxy
 ) -> None:
     index_calls(make_call("drop-1", [("client", "дорого")]))
-    proxy.arm("drop", f"/{settings.calls_alias}/_search", times=1)
+    proxy.arm("drop", _page_search(settings), times=1)
     with TestClient(create_app(_through(proxy, settings))) as api:
         response = api.get("/v1/search", params={"q": "дорого"})
     assert response.status_code == 503, response.text

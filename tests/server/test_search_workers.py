@@ -35,6 +35,7 @@ from indexer.search.runner import (
     _hits,
     build_query,
     distinct_hits,
+    plan_of,
     search_calls,
     send_page_search,
 )
@@ -45,6 +46,7 @@ from indexer.search.workers import (
     start_search_workers,
 )
 from indexer.settings import Settings
+from indexer.vocabulary import TermCreate, create_term, delete_term
 
 QUERIES = [
     WORST_QUERY,
@@ -58,7 +60,7 @@ QUERIES = [
 
 
 def _request(settings: Settings, es: Elasticsearch, q: str, size: int) -> SearchRequest:
-    parsed = search_request(settings, es, q=q, role=RoleFilter.ANY, mode=Mode.EXACT)
+    parsed = search_request(settings, q=q, role=RoleFilter.ANY, mode=Mode.EXACT)
     return replace(parsed, size=size)
 
 
@@ -119,8 +121,9 @@ def _answer_bytes(settings: Settings, request: SearchRequest) -> int:
     """How many bytes Elasticsearch answers for the page."""
     client = connect(settings, undecoded_from=0)
     try:
-        body, _ = build_query(request, settings.max_hits_per_call)
-        answer = send_page_search(client, settings, request, body, Deadline(settings))
+        answer, _ = send_page_search(
+            client, settings, plan_of(settings, request, None), Deadline(settings)
+        )
     finally:
         client.close()
     assert isinstance(answer, bytes)
@@ -158,6 +161,31 @@ def test_a_page_from_a_worker_is_the_page_searched_in_this_thread(
             from_worker = _from_pool(pooled, request)
             assert from_worker == _in_thread(es, settings, request), q
             assert CallResult.model_validate(from_worker["calls"][0]).hits
+    finally:
+        SEARCH_POOL.shutdown()
+
+
+def test_a_worker_finds_the_vocabulary_changed_and_the_page_is_searched_again(
+    es: Elasticsearch, settings: Settings, index_calls: Any
+) -> None:
+    """A page built in a worker reads the stored terms with it as one built here does: a term
+    written by another process since the vocabulary was last built counts in the very next
+    page, sent again with the vocabulary of the terms the worker found."""
+    index_calls(
+        make_call("c-deal", [("client", "the deal is fine")]),
+        make_call("c-contract", [("client", "send the contract")]),
+    )
+    pooled = settings.model_copy(update={"search_processes": 1, "search_worker_min_bytes": 0})
+    request = _request(settings, es, "deal", size=20)
+    try:
+        assert {c["call_id"] for c in _from_pool(pooled, request)["calls"]} == {"c-deal"}
+        create_term(es, settings, TermCreate(canonical="deal", spellings=["contract"]))
+        from_worker = _from_pool(pooled, request)
+        assert {c["call_id"] for c in from_worker["calls"]} == {"c-deal", "c-contract"}
+        delete_term(es, settings, "deal")
+        from_worker = _from_pool(pooled, request)
+        assert {c["call_id"] for c in from_worker["calls"]} == {"c-deal"}
+        assert from_worker == _in_thread(es, settings, request)
     finally:
         SEARCH_POOL.shutdown()
 

@@ -29,6 +29,9 @@ from retagging import (
 )
 
 from api.main import create_app
+from api.routes.search import search_request
+from indexer.search import Mode, RoleFilter
+from indexer.search.runner import Deadline, PagePlan, StaleVocabulary, page_part, searched
 from indexer.settings import PROJECT_ROOT, Settings
 from indexer.trackers.changes import create_tracker
 from indexer.trackers.jobs import enqueue_vocabulary_change, run_job
@@ -179,6 +182,62 @@ def test_a_search_follows_every_vocabulary_change_made_outside_the_api(
     assert _ids(api, "Битрикс24") == {"c-canonical", "c-two-words"}
     delete_term(es, settings, "crm")
     assert _ids(api, "Битрикс24") == {"c-canonical"}
+
+
+def _sent_pages(
+    es: Elasticsearch, settings: Settings, q: str | None
+) -> tuple[list[bool], set[str]]:
+    """A page of ``q`` searched as the API searches it (``searched``): for each request sent,
+    whether it read the stored terms with the page, and the calls found."""
+    request = search_request(settings, q=q, role=RoleFilter.ANY, mode=Mode.EXACT)
+    sent: list[bool] = []
+
+    def build(answer: Any, meta: Any, plan: PagePlan) -> set[str] | StaleVocabulary:
+        sent.append(plan.assumed_terms is not None)
+        kind, part = page_part(answer, plan)
+        assert kind != "refused", part
+        if isinstance(part, StaleVocabulary):
+            return part
+        return {hit["_id"] for hit in part["hits"]["hits"]}
+
+    found = searched(es, settings, request, Deadline(settings), build)
+    return sent, found
+
+
+def test_a_page_reads_the_terms_in_its_own_request_and_is_sent_again_only_after_a_change(
+    es: Elasticsearch, settings: Settings, index_calls: Callable[..., None]
+) -> None:
+    """The stored terms are read in the page's own request (an ``_msearch``), not in one of
+    their own: a page is one request while they stay as they were, and two when they changed
+    since the vocabulary was last built (the second with the vocabulary of the terms just
+    read), so a change made by any process counts in the very next search."""
+    index_calls(*CALLS)
+    # No terms stored, none built: the terms read with the page are those assumed.
+    assert _sent_pages(es, settings, "Битрикс24") == ([True], {"c-canonical"})
+    create_term(es, settings, TermCreate(id="crm", canonical="Битрикс24", spellings=["Bitrix24"]))
+    assert _sent_pages(es, settings, "Битрикс24") == ([True, False], {"c-canonical", "c-latin"})
+    assert _sent_pages(es, settings, "Битрикс24") == ([True], {"c-canonical", "c-latin"})
+    replace_term(es, settings, "crm", TermSpec(canonical="Битрикс24", spellings=["Bitrix 24"]))
+    assert _sent_pages(es, settings, "Битрикс24") == (
+        [True, False],
+        {"c-canonical", "c-latin-two"},
+    )
+    # A term no longer stored is no longer expanded, though the vocabulary built had it.
+    delete_term(es, settings, "crm")
+    assert _sent_pages(es, settings, "Битрикс24") == ([True, False], {"c-canonical"})
+    # No query: nothing to expand, no terms read.
+    sent, every_call = _sent_pages(es, settings, None)
+    assert (sent, len(every_call)) == ([False], len(CALLS))
+
+
+def test_a_missing_calls_index_is_named_with_the_vocabulary_read_and_without(
+    settings: Settings,
+) -> None:
+    with TestClient(create_app(settings)) as api:
+        for params in ({"q": "price"}, {}):
+            answer = api.get("/v1/search", params=params)
+            assert answer.status_code == 503, (params, answer.text)
+            assert "does not exist yet" in answer.json()["detail"], params
 
 
 def _vocab_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
