@@ -100,7 +100,8 @@ def call_document(call: Call, trackers: Sequence[str] = ()) -> dict[str, Any]:
     document["utterance_count"] = len(call.utterances)
     document["metrics"] = call_metrics(call).model_dump(mode="json")
     document["trackers"] = sorted(trackers)
-    layouts = call_layout(call)  # made by the tagger just before, when trackers exist
+    # Made by the tagger just before, when trackers exist; nothing needs it after this.
+    layouts = call_layout(call, keep=False)
     document["utterances"] = [
         utterance_document(index, utterance, call.duration_s, layout)
         for index, (utterance, layout) in enumerate(zip(call.utterances, layouts, strict=True))

@@ -14,14 +14,15 @@ position by position.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
-from itertools import repeat
+from itertools import accumulate, chain, repeat
 from operator import attrgetter, itemgetter, sub
 from typing import Any, cast
 
 from indexer.search.morphology import indexed_lemmas
-from indexer.search.numbers import max_spoken_width, spoken_numbers
-from indexer.search.text import Term, aligned_terms_of_words
+from indexer.search.numbers import max_spoken_width, number_words, spoken_numbers
+from indexer.search.text import Term, aligned_terms_of_words, single_terms, terms_of_singles
 from indexer.search.transliteration import indexed_key
 from indexer.transcript import Call, Word
 
@@ -98,10 +99,104 @@ def _second_tokens(seconds: list[float]) -> list[str]:
 # What the layout reads of each term and word, as C callables mapped over a whole utterance:
 # a Python loop per position costs more than the work it does.
 _text = attrgetter("text")
+_start = attrgetter("start")
+_end = attrgetter("end")
+_words = attrgetter("words")
 _first_word = attrgetter("first_word")
 _last_word = attrgetter("last_word")
 _first_lemma = itemgetter(0)
 _second_lemma = itemgetter(1)
+
+
+# Each per-position field from the positions' texts or seconds, one element at a time: the
+# lists of an utterance's layout, or of all of a call's positions at once (``_CallColumns``),
+# are made by these alone, so the two agree element for element.
+def _lemma_columns(texts: list[str]) -> tuple[list[str], list[str]]:
+    pairs = list(map(indexed_lemmas, texts))
+    return list(map(_first_lemma, pairs)), list(map(_second_lemma, pairs))
+
+
+def _translit_column(texts: list[str]) -> list[str]:
+    return list(map(indexed_key, texts))
+
+
+def _to_end_column(ends: Iterable[float], duration_s: float) -> list[str]:
+    return _second_tokens(list(map(sub, repeat(duration_s), ends)))
+
+
+def _tens_column(second_tokens: list[str]) -> list[str]:
+    return list(map(_drop_last_digit, second_tokens))
+
+
+class _CallColumns:
+    """Every search position of a call's aligned utterances (each word its one term), one list
+    per field in utterance order, each made the first time it is read by one pass over the
+    whole call: an utterance's layout reads its slice (``call_layout``).
+
+    Why: a call has ~110 utterances of ~6 words, and per utterance the passes' own cost (a
+    call, a list, a lookup of the mapped function) was as much as their work on its words:
+    building a call's document took twice the time of the same words in one utterance
+    (docs/benchmarks.md, "Call-wide layout columns").
+    """
+
+    __slots__ = (
+        "_duration_s",
+        "_ends",
+        "_lemma",
+        "_number_words",
+        "_start_s",
+        "_starts",
+        "_to_end_s",
+        "_translit",
+        "texts",
+    )
+
+    def __init__(
+        self, texts: list[str], starts: list[float], ends: list[float], duration_s: float
+    ) -> None:
+        self.texts = texts
+        self._starts = starts
+        self._ends = ends
+        self._duration_s = duration_s
+        self._lemma: tuple[list[str], list[str]] | None = None
+        self._translit: list[str] | None = None
+        self._start_s: tuple[list[str], list[str]] | None = None
+        self._to_end_s: tuple[list[str], list[str]] | None = None
+        self._number_words: list[object | None] | None = None
+
+    @property
+    def lemmas(self) -> tuple[list[str], list[str]]:
+        if self._lemma is None:
+            self._lemma = _lemma_columns(self.texts)
+        return self._lemma
+
+    @property
+    def translit(self) -> list[str]:
+        if self._translit is None:
+            self._translit = _translit_column(self.texts)
+        return self._translit
+
+    @property
+    def start_s(self) -> tuple[list[str], list[str]]:
+        """The second tokens of the positions' starts, and their ten-second tokens."""
+        if self._start_s is None:
+            seconds = _second_tokens(self._starts)
+            self._start_s = seconds, _tens_column(seconds)
+        return self._start_s
+
+    @property
+    def to_end_s(self) -> tuple[list[str], list[str]]:
+        """The second tokens from the positions' ends to the call's, and their tens."""
+        if self._to_end_s is None:
+            seconds = _to_end_column(self._ends, self._duration_s)
+            self._to_end_s = seconds, _tens_column(seconds)
+        return self._to_end_s
+
+    def says_no_number(self, span: slice) -> bool:
+        """Whether the positions of ``span`` say no number (most utterances)."""
+        if self._number_words is None:
+            self._number_words = number_words(self.texts)
+        return not any(self._number_words[span])
 
 
 class TermLayout:
@@ -114,6 +209,7 @@ class TermLayout:
 
     __slots__ = (
         "_aligned",
+        "_columns",
         "_duration_s",
         "_ends",
         "_lemma",
@@ -121,6 +217,7 @@ class TermLayout:
         "_lemma_positions",
         "_number",
         "_number_width",
+        "_span",
         "_start_s",
         "_start_tens",
         "_starts",
@@ -140,8 +237,14 @@ class TermLayout:
         ends: Sequence[float],
         duration_s: float,
         aligned: bool = False,
+        columns: _CallColumns | None = None,
+        offset: int = 0,
     ) -> None:
         self.terms = terms
+        # The call's columns this utterance's positions are ``offset`` onwards of (aligned
+        # utterances laid out by ``call_layout``); None: the lists are made from its own words.
+        self._columns = columns
+        self._span = slice(offset, offset + len(terms))
         # Term i is word i's only term: its seconds are the words' own, in order.
         self._aligned = aligned
         self._texts: list[str] | None = None
@@ -166,7 +269,10 @@ class TermLayout:
         """The text of each term, made once: the document, the lemmas, the numbers, the
         transliteration and the token index all read it."""
         if self._texts is None:
-            self._texts = list(map(_text, self.terms))
+            if self._columns is None:
+                self._texts = list(map(_text, self.terms))
+            else:
+                self._texts = self._columns.texts[self._span]
         return self._texts
 
     @property
@@ -184,9 +290,11 @@ class TermLayout:
         return self._lemma_alt
 
     def _make_lemmas(self) -> None:
-        pairs = list(map(indexed_lemmas, self.texts))
-        self._lemma = list(map(_first_lemma, pairs))
-        self._lemma_alt = list(map(_second_lemma, pairs))
+        if self._columns is None:
+            self._lemma, self._lemma_alt = _lemma_columns(self.texts)
+        else:
+            lemma, lemma_alt = self._columns.lemmas
+            self._lemma, self._lemma_alt = lemma[self._span], lemma_alt[self._span]
 
     @property
     def number(self) -> list[str]:
@@ -206,6 +314,9 @@ class TermLayout:
     def _make_numbers(self) -> None:
         tokens = [NOT_A_NUMBER] * len(self.terms)
         widths: dict[int, tuple[str, int]] = {}
+        if self._columns is not None and self._columns.says_no_number(self._span):
+            self._number, self._number_width = tokens, widths
+            return
         for spoken in spoken_numbers(self.texts):
             width = spoken.last - spoken.first + 1
             # The query side looks no wider (indexer.search.compiler); both agree by construction.
@@ -220,7 +331,10 @@ class TermLayout:
     @property
     def translit(self) -> list[str]:
         if self._translit is None:
-            self._translit = list(map(indexed_key, self.texts))
+            if self._columns is None:
+                self._translit = _translit_column(self.texts)
+            else:
+                self._translit = self._columns.translit[self._span]
         return self._translit
 
     # Where each token is: the matcher looks a pattern's first term up here instead of testing
@@ -247,32 +361,43 @@ class TermLayout:
     @property
     def start_s(self) -> list[str]:
         if self._start_s is None:
-            if self._aligned:
-                starts = list(self._starts)
+            if self._columns is not None:
+                seconds, tens = self._columns.start_s
+                self._start_s, self._start_tens = seconds[self._span], tens[self._span]
+            elif self._aligned:
+                self._start_s = _second_tokens(list(self._starts))
             else:
                 starts = list(map(self._starts.__getitem__, map(_first_word, self.terms)))
-            self._start_s = _second_tokens(starts)
+                self._start_s = _second_tokens(starts)
         return self._start_s
 
     @property
     def to_end_s(self) -> list[str]:
         if self._to_end_s is None:
-            ends: Iterable[float] = self._ends
-            if not self._aligned:
-                ends = map(self._ends.__getitem__, map(_last_word, self.terms))
-            self._to_end_s = _second_tokens(list(map(sub, repeat(self._duration_s), ends)))
+            if self._columns is not None:
+                seconds, tens = self._columns.to_end_s
+                self._to_end_s, self._to_end_tens = seconds[self._span], tens[self._span]
+            else:
+                ends: Iterable[float] = self._ends
+                if not self._aligned:
+                    ends = map(self._ends.__getitem__, map(_last_word, self.terms))
+                self._to_end_s = _to_end_column(ends, self._duration_s)
         return self._to_end_s
 
     @property
     def start_tens(self) -> list[str]:
         if self._start_tens is None:
-            self._start_tens = list(map(_drop_last_digit, self.start_s))
+            start_s = self.start_s  # from the call's columns: its tens come with it
+            if self._start_tens is None:
+                self._start_tens = _tens_column(start_s)
         return self._start_tens
 
     @property
     def to_end_tens(self) -> list[str]:
         if self._to_end_tens is None:
-            self._to_end_tens = list(map(_drop_last_digit, self.to_end_s))
+            to_end_s = self.to_end_s
+            if self._to_end_tens is None:
+                self._to_end_tens = _tens_column(to_end_s)
         return self._to_end_tens
 
 
@@ -291,22 +416,32 @@ class CallLayout(list[TermLayout]):
     anywhere in the call: a tracker phrase whose first term the call never says cannot match
     any of its utterances, and most calls say most phrases nowhere."""
 
-    def __init__(self, layouts: Iterable[TermLayout]) -> None:
+    def __init__(self, layouts: Iterable[TermLayout], columns: _CallColumns | None = None) -> None:
         super().__init__(layouts)
+        # The call's columns when every layout is a slice of them: the sets are made from them.
+        self._columns = columns
         self._terms: set[str] | None = None
         self._lemmas: set[str] | None = None
 
     @property
     def terms(self) -> set[str]:
         if self._terms is None:
-            self._terms = set().union(*(layout.texts for layout in self))
+            if self._columns is None:
+                self._terms = set().union(*(layout.texts for layout in self))
+            else:
+                self._terms = set(self._columns.texts)
         return self._terms
 
     @property
     def lemmas(self) -> set[str]:
         if self._lemmas is None:
-            self._lemmas = set().union(*(layout.lemma for layout in self))
-            self._lemmas.update(*(layout.lemma_alt for layout in self))
+            if self._columns is None:
+                self._lemmas = set().union(*(layout.lemma for layout in self))
+                self._lemmas.update(*(layout.lemma_alt for layout in self))
+            else:
+                lemma, lemma_alt = self._columns.lemmas
+                self._lemmas = set(lemma)
+                self._lemmas.update(lemma_alt)
         return self._lemmas
 
 
@@ -316,15 +451,64 @@ class CallLayout(list[TermLayout]):
 _last_laid_out: tuple[Call, CallLayout] | None = None
 
 
-def call_layout(call: Call) -> CallLayout:
-    """The layouts of the call's utterances (made once while it is the last call asked for)."""
+def call_layout(call: Call, *, keep: bool = True) -> CallLayout:
+    """The layouts of the call's utterances (made once while it is the last call asked for).
+
+    ``keep=False``: the caller is the layout's last user (the document builder), so it is let
+    go. Why: a worker builds each call with the collector off and collects after it
+    (``indexer.index.building.collected_after``); a layout kept alive there, with the call it
+    holds, is ~30,000 objects that collection walks for nothing (3 % of a build's
+    instructions), where let go they are freed by reference counting before it runs."""
     global _last_laid_out
     last = _last_laid_out
-    if last is not None and last[0] is call:
-        return last[1]
-    layout = CallLayout(term_layout(u.words, call.duration_s) for u in call.utterances)
-    _last_laid_out = (call, layout)
+    layout = last[1] if last is not None and last[0] is call else _laid_out(call)
+    _last_laid_out = (call, layout) if keep else None
     return layout
+
+
+def _laid_out(call: Call) -> CallLayout:
+    """``term_layout`` of each utterance; the aligned ones (each word its one term: nearly
+    all) as slices of the call's columns, the others by ``term_layout`` itself."""
+    utterances = call.utterances
+    words = list(chain.from_iterable(map(_words, utterances)))
+    texts = list(map(_text, words))
+    singles = single_terms(texts)
+    bounds = list(accumulate(map(len, map(_words, utterances)), initial=0))
+    apart: set[int] = set()  # the utterances laid out by term_layout
+    if None in singles:
+        at = singles.index(None)
+        while True:
+            apart.add(bisect_right(bounds, at) - 1)
+            singles[at] = ""  # a placeholder: its utterance never reads the columns
+            try:
+                at = singles.index(None, at + 1)
+            except ValueError:
+                break
+    terms = cast(list[str], singles)
+    starts = list(map(_start, words))
+    ends = list(map(_end, words))
+    columns = _CallColumns(terms, starts, ends, call.duration_s)
+    # Each word's place in its utterance: the terms' word indices are the utterance's own.
+    places = list(chain.from_iterable(map(range, map(sub, bounds[1:], bounds))))
+    every_term = terms_of_singles(terms, places)
+    layouts = []
+    for index, utterance in enumerate(utterances):
+        if index in apart:
+            layouts.append(term_layout(utterance.words, call.duration_s))
+            continue
+        start, stop = bounds[index], bounds[index + 1]
+        layouts.append(
+            TermLayout(
+                every_term[start:stop],
+                starts[start:stop],
+                ends[start:stop],
+                call.duration_s,
+                aligned=True,
+                columns=columns,
+                offset=start,
+            )
+        )
+    return CallLayout(layouts, None if apart else columns)
 
 
 def term_layout(

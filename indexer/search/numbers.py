@@ -283,6 +283,12 @@ class _Reader:
             return best
 
 
+def number_words(terms: Sequence[str]) -> list[object | None]:
+    """Per term, None unless it may be (part of) a number: ``spoken_numbers`` finds none in a
+    run of terms whose every entry is None."""
+    return list(map(_classify, terms))
+
+
 def spoken_numbers(terms: Sequence[str]) -> list[SpokenNumber]:
     """Every number spelled out in ``terms`` (longest first, left to right, not overlapping)."""
     kinds = list(map(_classify, terms))

@@ -136,6 +136,19 @@ def terms_of_words(words: Sequence[str]) -> list[Term]:
     return aligned_terms_of_words(words)[0]
 
 
+def single_terms(words: Iterable[str]) -> list[str | None]:
+    """Each word's one term, or None where the word makes other than one term of its own (none,
+    several, or a digit group that may join its neighbour): where no word is None, term ``i`` is
+    word ``i``'s only term (``aligned_terms_of_words``)."""
+    return list(map(_single_term, map(_analysed, words)))
+
+
+def terms_of_singles(singles: Iterable[str], positions: Sequence[int]) -> list[Term]:
+    """The terms of words that are each their one term (``single_terms`` without a None), each
+    at its word's position, made without a Python step per word."""
+    return list(map(_term_of, zip(singles, positions, positions, strict=True)))
+
+
 def aligned_terms_of_words(words: Sequence[str]) -> tuple[list[Term], bool]:
     """``terms_of_words``, and whether term ``i`` is word ``i``'s only term for every ``i``
     (the term layout then reads the words' seconds as they are)."""
@@ -145,7 +158,7 @@ def aligned_terms_of_words(words: Sequence[str]) -> tuple[list[Term], bool]:
         # Nearly every utterance (all but 0.2 % of the benchmark corpus's): each word is one
         # term and no digit group joins, so the terms are made without a Python step per word.
         positions = range(len(singles))
-        return list(map(_term_of, zip(singles, positions, positions, strict=True))), True
+        return terms_of_singles(cast(list[str], singles), positions), True
     terms: list[Term] = []
     # A word that is nothing but a 1-3 digit group may be continued by the next word.
     open_group = False

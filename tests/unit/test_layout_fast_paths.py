@@ -15,13 +15,14 @@ from indexer.search.layout import (
     MAX_SECOND,
     CallLayout,
     TermLayout,
+    call_layout,
     second_token,
     term_layout,
 )
 from indexer.search.morphology import indexed_lemmas, lemmas
 from indexer.search.transliteration import indexed_key
 from indexer.settings import PROJECT_ROOT
-from indexer.transcript import Call, read_call_file
+from indexer.transcript import Call, Role, Utterance, read_call_file
 
 SAMPLES = sorted((PROJECT_ROOT / "samples" / "calls").glob("*.json"))
 
@@ -103,3 +104,101 @@ def test_positions_outside_the_lookup_take_the_plain_path(
     assert_plain(layout, words, duration_s)
     assert [term.text for term in layout.terms] == ["за", "15000", "рублей"]
     assert layout.start_s[1] == second_token(start)
+
+
+FIELDS = (
+    "texts",
+    "lemma",
+    "lemma_alt",
+    "translit",
+    "start_s",
+    "to_end_s",
+    "start_tens",
+    "to_end_tens",
+    "number",
+    "numbers_at",
+    "term_positions",
+    "lemma_positions",
+    "translit_positions",
+)
+
+
+def utterance(words: list[str], start: float) -> Utterance:
+    """An utterance of ``words``, a third of a second each from ``start``."""
+    timed = [
+        {"text": text, "start": start + i / 3, "end": start + (i + 1) / 3}
+        for i, text in enumerate(words)
+    ]
+    return Utterance.model_validate(
+        {
+            "speaker": "A",
+            "role": "client",
+            "start": start,
+            "end": start + len(words) / 3,
+            "text": " ".join(words),
+            "words": timed,
+        }
+    )
+
+
+def mixed_call() -> Call:
+    """A call whose utterances are laid out both ways: aligned ones (the call's columns) and
+    ones whose words are not each one term (a digit group, a hyphenated word, punctuation
+    alone), numbers in words and digits, an utterance without words, one past four hours."""
+    base = read_call_file(SAMPLES[0])
+    utterances = [
+        utterance(["Пятнадцать", "тысяч", "рублей", "дорого"], 0.0),
+        utterance(["за", "15", "000", "рублей"], 3.0),  # a digit group: two words, one term
+        utterance(["send", "me", "the", "contract"], 6.0),
+        utterance(["my", "e-mail", "is", "ok"], 9.0),  # several terms in one word
+        utterance(["—", "да"], 12.0),  # a word with no term
+        Utterance(speaker="A", role=Role.CLIENT, start=13.0, end=13.0, text="", words=[]),
+        utterance(["twenty", "five", "calls"], 14.0),
+        utterance(["ёлка", "стали", "дорого"], 14_399.0),  # the lookup's edge and past it
+    ]
+    return base.model_copy(update={"utterances": utterances, "duration_s": 14_500.0})
+
+
+@pytest.mark.parametrize(
+    "call", [mixed_call(), *sample_and_corpus_calls()], ids=lambda call: call.call_id
+)
+def test_a_calls_layout_is_each_utterance_laid_out_alone(call: Call) -> None:
+    """``call_layout`` makes the layouts of a call's aligned utterances as slices of call-wide
+    lists: field for field, each is the layout ``term_layout`` makes of the utterance alone
+    (itself held to the plain computation above), and the call's sets of terms and lemmas are
+    those of its utterances."""
+    layouts = call_layout(call, keep=False)
+    alone = [term_layout(u.words, call.duration_s) for u in call.utterances]
+
+    assert len(layouts) == len(alone)
+    for by_call, by_itself in zip(layouts, alone, strict=True):
+        assert by_call.terms == by_itself.terms
+        for field in FIELDS:
+            assert getattr(by_call, field) == getattr(by_itself, field), field
+    assert layouts.terms == {text for layout in alone for text in layout.texts}
+    assert layouts.lemmas == {
+        lemma for layout in alone for lemma in (*layout.lemma, *layout.lemma_alt)
+    }
+
+
+def test_the_mixed_call_has_both_kinds_of_utterance_and_numbers() -> None:
+    """The call above exercises what it says: utterances of both kinds, and numbers."""
+    layouts = call_layout(mixed_call(), keep=False)
+    counts = [len(layout.terms) for layout in layouts]
+    words = [len(u.words) for u in mixed_call().utterances]
+
+    assert counts != words  # some utterance's terms are not its words one for one
+    assert counts[0] == words[0]  # and some are
+    assert counts[2] == words[2]
+    assert layouts[0].numbers_at == {0: ("15000", 2)}
+    assert layouts[1].texts == ["за", "15000", "рублей"]  # the digit group joined
+    assert layouts[6].numbers_at == {0: ("25", 2)}
+
+
+def test_a_layout_is_kept_for_the_next_user_unless_its_last_user_says_so() -> None:
+    call = sample_and_corpus_calls()[0]
+    kept = call_layout(call)
+
+    assert call_layout(call) is kept  # the tagger's layout, read again by the document
+    assert call_layout(call, keep=False) is kept  # the last user still gets it ...
+    assert call_layout(call) is not kept  # ... and it is not kept after
