@@ -31,12 +31,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from itertools import groupby
+from operator import attrgetter
 
 from pydantic import BaseModel, ConfigDict
 
 from indexer.transcript import Call, Role, Utterance
 
 ROLES = (Role.MANAGER, Role.CLIENT)
+_OTHER_ROLE = {Role.MANAGER: Role.CLIENT, Role.CLIENT: Role.MANAGER}
+# An utterance's span, and its start: C callables, as the metrics read every utterance.
+_span = attrgetter("start", "end")
+_start = attrgetter("start")
 
 
 class CallMetrics(BaseModel):
@@ -88,12 +93,11 @@ def _interruptions(ordered: Sequence[Utterance]) -> dict[Role, int]:
     counts = dict.fromkeys(ROLES, 0)
     # The furthest end of each role's utterances that started strictly earlier.
     reach = dict.fromkeys(ROLES, float("-inf"))
-    for _, group in groupby(ordered, key=lambda u: u.start):
+    for _, group in groupby(ordered, key=_start):
         same_start = list(group)
         for u in same_start:
-            if u.role in counts and any(
-                reach[other] > u.start for other in ROLES if other is not u.role
-            ):
+            other = _OTHER_ROLE.get(u.role)
+            if other is not None and reach[other] > u.start:
                 counts[u.role] += 1
         for u in same_start:
             if u.role in reach:
@@ -125,12 +129,14 @@ def _rounded(value: float | None) -> float | None:
 
 
 def call_metrics(call: Call) -> CallMetrics:
-    ordered = sorted(call.utterances, key=lambda u: (u.start, u.end))
-    talk = {
-        role: _union_length((u.start, u.end) for u in ordered if u.role is role) for role in ROLES
-    }
-    words = {role: sum(len(u.words) for u in ordered if u.role is role) for role in ROLES}
-    spoken = _union_length((u.start, u.end) for u in ordered)
+    ordered = sorted(call.utterances, key=_span)
+    spans: dict[Role, list[tuple[float, float]]] = {role: [] for role in Role}
+    words = dict.fromkeys(Role, 0)
+    for u in ordered:  # each role's spans and words in one pass
+        spans[u.role].append((u.start, u.end))
+        words[u.role] += len(u.words)
+    talk = {role: _union_length(spans[role]) for role in ROLES}
+    spoken = _union_length(map(_span, ordered))
     both = talk[Role.MANAGER] + talk[Role.CLIENT]
     interruptions = _interruptions(ordered)
 
