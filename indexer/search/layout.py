@@ -204,7 +204,9 @@ class TermLayout:
 
     Only ``terms`` is made up front; the lemmas and the second tokens are made the first time
     they are read. Exact-mode matching (most searches, each hit the API returns) never reads
-    them, and a layout is rebuilt for every utterance the API shows.
+    them, and a layout is rebuilt for every utterance the API shows. A layout made by
+    ``call_layout`` reads them as its slice of the call's columns (``_CallColumns``), made for
+    the whole call the first time any of its utterances reads them.
     """
 
     __slots__ = (
