@@ -472,10 +472,11 @@ def _laid_out(call: Call) -> CallLayout:
     """``term_layout`` of each utterance; the aligned ones (each word its one term: nearly
     all) as slices of the call's columns, the others by ``term_layout`` itself."""
     utterances = call.utterances
+    lengths = list(map(len, map(_words, utterances)))
     words = list(chain.from_iterable(map(_words, utterances)))
     texts = list(map(_text, words))
     singles = single_terms(texts)
-    bounds = list(accumulate(map(len, map(_words, utterances)), initial=0))
+    bounds = list(accumulate(lengths, initial=0))
     apart: set[int] = set()  # the utterances laid out by term_layout
     if None in singles:
         at = singles.index(None)
@@ -491,7 +492,7 @@ def _laid_out(call: Call) -> CallLayout:
     ends = list(map(_end, words))
     columns = _CallColumns(terms, starts, ends, call.duration_s)
     # Each word's place in its utterance: the terms' word indices are the utterance's own.
-    places = list(chain.from_iterable(map(range, map(sub, bounds[1:], bounds))))
+    places = list(chain.from_iterable(map(range, lengths)))
     every_term = terms_of_singles(terms, places)
     layouts = []
     for index, utterance in enumerate(utterances):
