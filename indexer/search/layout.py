@@ -104,6 +104,9 @@ _end = attrgetter("end")
 _words = attrgetter("words")
 _first_word = attrgetter("first_word")
 _last_word = attrgetter("last_word")
+_stored_text = itemgetter("text")
+_stored_start = itemgetter("start")
+_stored_end = itemgetter("end")
 _first_lemma = itemgetter(0)
 _second_lemma = itemgetter(1)
 
@@ -223,7 +226,6 @@ class TermLayout:
         "_start_s",
         "_start_tens",
         "_starts",
-        "_term_positions",
         "_texts",
         "_to_end_s",
         "_to_end_tens",
@@ -262,7 +264,6 @@ class TermLayout:
         self._number: list[str] | None = None
         self._number_width: dict[int, tuple[str, int]] | None = None
         self._translit: list[str] | None = None
-        self._term_positions: dict[str, list[int]] | None = None
         self._lemma_positions: dict[str, list[int]] | None = None
         self._translit_positions: dict[str, list[int]] | None = None
 
@@ -339,13 +340,20 @@ class TermLayout:
                 self._translit = self._columns.translit[self._span]
         return self._translit
 
-    # Where each token is: the matcher looks a pattern's first term up here instead of testing
-    # every position of the utterance (tagging runs every tracker phrase over every utterance).
-    @property
-    def term_positions(self) -> dict[str, list[int]]:
-        if self._term_positions is None:
-            self._term_positions = _positions(self.texts)
-        return self._term_positions
+    def positions_of(self, term: str) -> list[int]:
+        """Every position of ``term``, in order: the matcher looks a pattern's first term up
+        here instead of testing every position (tagging runs every tracker phrase over every
+        utterance). Found by the texts' own C searches (``count``, then ``index`` per
+        occurrence), not an index of every term: a hit is rebuilt by one lookup per utterance
+        (and tagging looks up only terms its call says), where an index cost more to build
+        than all its lookups (docs/benchmarks.md, "Hits rebuilt a call at a time")."""
+        texts = self.texts
+        found: list[int] = []
+        at = -1
+        for _ in range(texts.count(term)):
+            at = texts.index(term, at + 1)
+            found.append(at)
+        return found
 
     @property
     def lemma_positions(self) -> dict[str, list[int]]:
@@ -471,10 +479,46 @@ def call_layout(call: Call, *, keep: bool = True) -> CallLayout:
 def _laid_out(call: Call) -> CallLayout:
     """``term_layout`` of each utterance; the aligned ones (each word its one term: nearly
     all) as slices of the call's columns, the others by ``term_layout`` itself."""
-    utterances = call.utterances
-    lengths = list(map(len, map(_words, utterances)))
-    words = list(chain.from_iterable(map(_words, utterances)))
-    texts = list(map(_text, words))
+    word_lists = list(map(_words, call.utterances))
+    words = list(chain.from_iterable(word_lists))
+    layouts, columns = _column_layouts(
+        word_lists,
+        list(map(_text, words)),
+        list(map(_start, words)),
+        list(map(_end, words)),
+        call.duration_s,
+    )
+    return CallLayout(layouts, columns)
+
+
+def stored_layouts(
+    word_lists: Sequence[Sequence[Mapping[str, Any]]], duration_s: float
+) -> list[TermLayout]:
+    """``term_layout`` of each list of a document's stored words (the utterances a search
+    returned for one call), laid out together as a call is: the API rebuilds every hit it
+    shows from these, and one utterance at a time the passes' own cost was most of it."""
+    words = list(chain.from_iterable(word_lists))
+    layouts, _ = _column_layouts(
+        word_lists,
+        list(map(_stored_text, words)),
+        list(map(_stored_start, words)),
+        list(map(_stored_end, words)),
+        duration_s,
+    )
+    return layouts
+
+
+def _column_layouts(
+    word_lists: Sequence[Sequence[Word]] | Sequence[Sequence[Mapping[str, Any]]],
+    texts: list[str],
+    starts: list[float],
+    ends: list[float],
+    duration_s: float,
+) -> tuple[list[TermLayout], _CallColumns | None]:
+    """The layouts of utterances whose words, all lists together, have these texts and
+    seconds; the columns they are slices of, when every one is (None when some utterance
+    was laid out by ``term_layout``)."""
+    lengths = list(map(len, word_lists))
     singles = single_terms(texts)
     bounds = list(accumulate(lengths, initial=0))
     apart: set[int] = set()  # the utterances laid out by term_layout
@@ -488,16 +532,14 @@ def _laid_out(call: Call) -> CallLayout:
             except ValueError:
                 break
     terms = cast(list[str], singles)
-    starts = list(map(_start, words))
-    ends = list(map(_end, words))
-    columns = _CallColumns(terms, starts, ends, call.duration_s)
+    columns = _CallColumns(terms, starts, ends, duration_s)
     # Each word's place in its utterance: the terms' word indices are the utterance's own.
     places = list(chain.from_iterable(map(range, lengths)))
     every_term = terms_of_singles(terms, places)
     layouts = []
-    for index, utterance in enumerate(utterances):
+    for index in range(len(word_lists)):
         if index in apart:
-            layouts.append(term_layout(utterance.words, call.duration_s))
+            layouts.append(term_layout(word_lists[index], duration_s))
             continue
         start, stop = bounds[index], bounds[index + 1]
         layouts.append(
@@ -505,13 +547,13 @@ def _laid_out(call: Call) -> CallLayout:
                 every_term[start:stop],
                 starts[start:stop],
                 ends[start:stop],
-                call.duration_s,
+                duration_s,
                 aligned=True,
                 columns=columns,
                 offset=start,
             )
         )
-    return CallLayout(layouts, None if apart else columns)
+    return layouts, None if apart else columns
 
 
 def term_layout(
@@ -521,9 +563,9 @@ def term_layout(
     matcher) or from the stored words of a document (the hits of a search)."""
     if words and isinstance(words[0], Mapping):
         stored = cast(Sequence[Mapping[str, Any]], words)
-        texts = list(map(itemgetter("text"), stored))
-        starts = list(map(itemgetter("start"), stored))
-        ends = list(map(itemgetter("end"), stored))
+        texts = list(map(_stored_text, stored))
+        starts = list(map(_stored_start, stored))
+        ends = list(map(_stored_end, stored))
     else:
         contract = cast(Sequence[Word], words)
         texts = list(map(_text, contract))

@@ -68,8 +68,9 @@ def _first_term_positions(pattern: Pattern, layout: TermLayout, mode: Mode) -> S
         by_lemma = layout.lemma_positions
         found += [by_lemma[form] for form in lemmas(wanted) if form in by_lemma]
     else:
-        if wanted in layout.term_positions:
-            found.append(layout.term_positions[wanted])
+        at = layout.positions_of(wanted)
+        if at:
+            found.append(at)
         if mode is Mode.VARIANTS:
             by_key = layout.translit_positions
             found += [by_key[key] for key in variant_keys(wanted) if key in by_key]

@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from operator import itemgetter
 from typing import Any, NoReturn, TypeVar
 
 import elastic_transport
@@ -45,7 +46,7 @@ from indexer.elastic import (
 )
 from indexer.errors import QueryError, SearchBackendError, SearchTimeoutError
 from indexer.search.compiler import CompiledQuery
-from indexer.search.layout import term_layout
+from indexer.search.layout import TermLayout, stored_layouts
 from indexer.search.matching import occurrences
 from indexer.search.query import Match
 from indexer.search.request import (
@@ -127,9 +128,8 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def _hits(match: Match, utterance: dict[str, Any], duration_s: float) -> list[Hit]:
+def _hits(match: Match, utterance: dict[str, Any], layout: TermLayout) -> list[Hit]:
     words = utterance["words"]
-    layout = term_layout(utterance["words"], duration_s)
     hits = []
     for found in occurrences(match, layout):
         spans: list[tuple[int, int]] = []
@@ -159,6 +159,8 @@ def distinct_hits(hits: list[Hit], max_hits: int) -> list[Hit]:
     """The one rule for a call's hits: each matched span once (two parts of a query that
     match the same words — ``цена`` and ``цен*`` — give one hit, the first in query order),
     in time order, at most ``max_hits`` of them."""
+    if len(hits) <= 1:  # an utterance's hits, most often: nothing to merge or order
+        return hits[:max_hits]
     seen: dict[tuple[int, tuple[tuple[int, int], ...], float, float], Hit] = {}
     for hit in hits:
         seen.setdefault((hit.utterance_index, tuple(hit.spans), hit.start, hit.end), hit)
@@ -168,9 +170,12 @@ def distinct_hits(hits: list[Hit], max_hits: int) -> list[Hit]:
     return ordered[:max_hits]
 
 
+_start = itemgetter("start")
+
+
 def _earliest_start(utterance: dict[str, Any]) -> float:
     """No hit in the utterance starts before this: a hit starts where one of its words does."""
-    return min((word["start"] for word in utterance["words"]), default=math.inf)
+    return min(map(_start, utterance["words"]), default=math.inf)
 
 
 def _call_result(document: dict[str, Any], named: dict[str, Match], max_hits: int) -> CallResult:
@@ -192,13 +197,15 @@ def _call_result(document: dict[str, Any], named: dict[str, Match], max_hits: in
         (_earliest_start(utterance), index, utterance, matches)
         for index, (utterance, matches) in returned.items()
     )
+    # All laid out at once, as a call is at index time (``stored_layouts``): most are rebuilt.
+    layouts = stored_layouts([entry[2]["words"] for entry in ordered], duration_s)
     hits: list[Hit] = []
-    for earliest, _, utterance, matches in ordered:
+    for (earliest, _, utterance, matches), layout in zip(ordered, layouts, strict=True):
         if len(hits) >= max_hits and earliest > sorted(hit.start for hit in hits)[max_hits - 1]:
             break
         found: list[Hit] = []
         for match in matches:
-            found.extend(_hits(match, utterance, duration_s))
+            found.extend(_hits(match, utterance, layout))
         # Hits of different utterances are never the same hit: each one's own are made distinct.
         hits.extend(distinct_hits(found, max_hits))
     return CallResult(**document["_source"], hits=distinct_hits(hits, max_hits))

@@ -28,6 +28,7 @@ from bench.measure import children
 from indexer.elastic import connect
 from indexer.errors import SearchBackendError
 from indexer.search import Mode, RoleFilter, SearchRequest
+from indexer.search.layout import term_layout
 from indexer.search.query import Match
 from indexer.search.results import CallResult, Hit
 from indexer.search.runner import (
@@ -67,14 +68,17 @@ def _request(settings: Settings, es: Elasticsearch, q: str, size: int) -> Search
 def _every_utterance_rebuilt(
     document: dict[str, Any], named: dict[str, Match], max_hits: int
 ) -> list[Hit]:
-    """The hits of a call as they were made before pruning: every match in every returned
-    utterance, then ``distinct_hits``."""
+    """The hits of a call as they were made before pruning and before a call's utterances
+    were laid out together: every match in every returned utterance, each laid out alone,
+    then ``distinct_hits``."""
     hits: list[Hit] = []
     duration_s = document["_source"]["duration_s"]
     for name, match in named.items():
         inner = document.get("inner_hits", {}).get(name, {}).get("hits", {})
         for utterance_hit in inner.get("hits", []):
-            hits.extend(_hits(match, utterance_hit["_source"], duration_s))
+            utterance = utterance_hit["_source"]
+            layout = term_layout(utterance["words"], duration_s)
+            hits.extend(_hits(match, utterance, layout))
     return distinct_hits(hits, max_hits)
 
 

@@ -17,6 +17,7 @@ from indexer.search.layout import (
     TermLayout,
     call_layout,
     second_token,
+    stored_layouts,
     term_layout,
 )
 from indexer.search.morphology import indexed_lemmas, lemmas
@@ -55,9 +56,8 @@ def assert_plain(layout: TermLayout, words: list[dict[str, Any]], duration_s: fl
     assert layout.to_end_s == to_ends
     assert layout.start_tens == [token[:-1] for token in starts]
     assert layout.to_end_tens == [token[:-1] for token in to_ends]
-    assert layout.term_positions == {
-        text: [i for i, other in enumerate(texts) if other == text] for text in texts
-    }
+    for text in [*texts, "never-said"]:
+        assert layout.positions_of(text) == [i for i, other in enumerate(texts) if other == text]
 
 
 def test_the_layout_of_real_calls_is_the_plain_computation() -> None:
@@ -117,7 +117,6 @@ FIELDS = (
     "to_end_tens",
     "number",
     "numbers_at",
-    "term_positions",
     "lemma_positions",
     "translit_positions",
 )
@@ -179,6 +178,28 @@ def test_a_calls_layout_is_each_utterance_laid_out_alone(call: Call) -> None:
     assert layouts.lemmas == {
         lemma for layout in alone for lemma in (*layout.lemma, *layout.lemma_alt)
     }
+
+
+@pytest.mark.parametrize(
+    "call", [mixed_call(), *sample_and_corpus_calls()], ids=lambda call: call.call_id
+)
+def test_stored_words_laid_out_together_are_each_utterance_laid_out_alone(call: Call) -> None:
+    """The hits of a search are rebuilt from a document's stored words, every utterance the
+    search returned for a call laid out together (``stored_layouts``, as a call is): field for
+    field, each layout is the one ``term_layout`` makes of those words alone. Every other
+    utterance is taken, as a search returns some of a call's utterances, not all."""
+    stored = [
+        [{"text": w.text, "start": w.start, "end": w.end} for w in u.words] for u in call.utterances
+    ]
+    for returned in (stored, stored[::2], stored[1::2]):
+        together = stored_layouts(returned, call.duration_s)
+        alone = [term_layout(words, call.duration_s) for words in returned]
+
+        assert len(together) == len(alone)
+        for by_page, by_itself in zip(together, alone, strict=True):
+            assert by_page.terms == by_itself.terms
+            for field in FIELDS:
+                assert getattr(by_page, field) == getattr(by_itself, field), field
 
 
 def test_the_mixed_call_has_both_kinds_of_utterance_and_numbers() -> None:
