@@ -19,8 +19,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
 # stall: the request waits stall_s before it is sent on; late: it is sent on at once and its
-# answer waits stall_s (the node did the work, the client gave up waiting).
-FaultKind = Literal["bulk_item_status", "stall", "late", "drop", "search_timed_out", "status"]
+# answer waits stall_s (the node did the work, the client gave up waiting); hang_up: the answer
+# is sent whole, then the connection is closed without a word (as by a node restarted between
+# two requests: the client's idle connection is dead).
+FaultKind = Literal[
+    "bulk_item_status", "stall", "late", "drop", "search_timed_out", "status", "hang_up"
+]
 
 
 @dataclass
@@ -120,6 +124,10 @@ class FaultProxy:
                     self._answer(status, document)
                     return
                 self._raw(status, payload, content_type)
+                if fault is not None and fault.kind == "hang_up":
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    self.close_connection = True
 
             def _answer(self, status: int, document: dict[str, Any]) -> None:
                 self._raw(status, json.dumps(document).encode(), "application/json")
