@@ -497,6 +497,8 @@ def stored_layouts(
     """``term_layout`` of each list of a document's stored words (the utterances a search
     returned for one call), laid out together as a call is: the API rebuilds every hit it
     shows from these, and one utterance at a time the passes' own cost was most of it."""
+    if len(word_lists) == 1:  # one utterance (a rare word's calls): alone costs less
+        return [term_layout(word_lists[0], duration_s)]
     words = list(chain.from_iterable(word_lists))
     layouts, _ = _column_layouts(
         word_lists,

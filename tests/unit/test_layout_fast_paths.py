@@ -191,7 +191,7 @@ def test_stored_words_laid_out_together_are_each_utterance_laid_out_alone(call: 
     stored = [
         [{"text": w.text, "start": w.start, "end": w.end} for w in u.words] for u in call.utterances
     ]
-    for returned in (stored, stored[::2], stored[1::2]):
+    for returned in (stored, stored[::2], stored[1::2], stored[:1], []):
         together = stored_layouts(returned, call.duration_s)
         alone = [term_layout(words, call.duration_s) for words in returned]
 
