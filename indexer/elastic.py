@@ -12,6 +12,7 @@ import logging
 import platform
 import queue
 import select
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -219,11 +220,20 @@ def scan_hits(
         es.options(ignore_status=404).close_point_in_time(id=pit)
 
 
+def _readable(sock: socket.socket) -> bool:
+    """Whether a socket has something to read now. An idle keep-alive connection has nothing
+    to read: readable means the node closed it (or wrote what no request asked for). ``poll``,
+    not ``select``, which refuses descriptors past 1023."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
+
+
 class PlainHttpNode(BaseNode):
     """A node reached over plain ``http://``, its requests sent by the standard library's
     ``http.client`` on keep-alive connections: the client's default node (urllib3) costs
     ~0.2 ms of CPU more per request, a twentieth of what the API spends on a search page
-    (docs/benchmarks.md, "Hits rebuilt a call at a time"). ``https://`` nodes keep the
+    (docs/benchmarks.md, "Search pages, round 5"). ``https://`` nodes keep the
     default node, with its TLS options.
 
     As the default node: thread-safe; an idle connection is reused, newest first, after a
@@ -248,8 +258,7 @@ class PlainHttpNode(BaseNode):
             except queue.Empty:
                 return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
             sock = connection.sock
-            # An idle connection has nothing to read: readable means the node closed it.
-            if sock is not None and not select.select([sock], [], [], 0)[0]:
+            if sock is not None and not _readable(sock):
                 if connection.timeout != timeout:
                     connection.timeout = timeout
                     sock.settimeout(timeout)
