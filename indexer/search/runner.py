@@ -198,6 +198,8 @@ def _call_result(document: dict[str, Any], named: dict[str, Match], max_hits: in
         for utterance_hit in inner_hits.get(name, {}).get("hits", {}).get("hits", []):
             utterance = utterance_hit["_source"]
             returned.setdefault(utterance["index"], (utterance, []))[1].append(match)
+    if not returned:  # a page without a query (or a call found by NOT alone): no hit
+        return CallResult(**document["_source"], hits=[])
     ordered = sorted(
         (_earliest_start(utterance), index, utterance, matches)
         for index, (utterance, matches) in returned.items()
