@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import accumulate, chain, repeat
 from operator import attrgetter, itemgetter, sub
 from typing import Any, cast
@@ -346,7 +346,7 @@ class TermLayout:
         utterance). Found by the texts' own C searches (``count``, then ``index`` per
         occurrence), not an index of every term: a hit is rebuilt by one lookup per utterance
         (and tagging looks up only terms its call says), where an index cost more to build
-        than all its lookups (docs/benchmarks.md, "Hits rebuilt a call at a time")."""
+        than all its lookups (docs/benchmarks.md, "Search pages, round 5")."""
         texts = self.texts
         found: list[int] = []
         at = -1
@@ -479,14 +479,8 @@ def call_layout(call: Call, *, keep: bool = True) -> CallLayout:
 def _laid_out(call: Call) -> CallLayout:
     """``term_layout`` of each utterance; the aligned ones (each word its one term: nearly
     all) as slices of the call's columns, the others by ``term_layout`` itself."""
-    word_lists = list(map(_words, call.utterances))
-    words = list(chain.from_iterable(word_lists))
     layouts, columns = _column_layouts(
-        word_lists,
-        list(map(_text, words)),
-        list(map(_start, words)),
-        list(map(_end, words)),
-        call.duration_s,
+        list(map(_words, call.utterances)), call.duration_s, _CONTRACT_WORD
     )
     return CallLayout(layouts, columns)
 
@@ -499,27 +493,28 @@ def stored_layouts(
     shows from these, and one utterance at a time the passes' own cost was most of it."""
     if len(word_lists) == 1:  # one utterance (a rare word's calls): alone costs less
         return [term_layout(word_lists[0], duration_s)]
-    words = list(chain.from_iterable(word_lists))
-    layouts, _ = _column_layouts(
-        word_lists,
-        list(map(_stored_text, words)),
-        list(map(_stored_start, words)),
-        list(map(_stored_end, words)),
-        duration_s,
-    )
+    layouts, _ = _column_layouts(word_lists, duration_s, _STORED_WORD)
     return layouts
+
+
+# How a word's text, start and end are read: a contract Word's attributes, a stored word's keys.
+_WordFields = tuple[Callable[[Any], str], Callable[[Any], float], Callable[[Any], float]]
+_CONTRACT_WORD: _WordFields = (_text, _start, _end)
+_STORED_WORD: _WordFields = (_stored_text, _stored_start, _stored_end)
 
 
 def _column_layouts(
     word_lists: Sequence[Sequence[Word]] | Sequence[Sequence[Mapping[str, Any]]],
-    texts: list[str],
-    starts: list[float],
-    ends: list[float],
     duration_s: float,
+    fields: _WordFields,
 ) -> tuple[list[TermLayout], _CallColumns | None]:
-    """The layouts of utterances whose words, all lists together, have these texts and
-    seconds; the columns they are slices of, when every one is (None when some utterance
+    """The layouts of utterances with these words, their text and seconds read by
+    ``fields``; the columns they are slices of, when every one is (None when some utterance
     was laid out by ``term_layout``)."""
+    text, start_of, end_of = fields
+    words = list(chain.from_iterable(word_lists))
+    texts = list(map(text, words))
+    starts, ends = list(map(start_of, words)), list(map(end_of, words))
     lengths = list(map(len, word_lists))
     singles = single_terms(texts)
     bounds = list(accumulate(lengths, initial=0))
@@ -563,15 +558,9 @@ def term_layout(
 ) -> TermLayout:
     """The one builder of an utterance's layout, from the contract's words (indexing, the
     matcher) or from the stored words of a document (the hits of a search)."""
-    if words and isinstance(words[0], Mapping):
-        stored = cast(Sequence[Mapping[str, Any]], words)
-        texts = list(map(_stored_text, stored))
-        starts = list(map(_stored_start, stored))
-        ends = list(map(_stored_end, stored))
-    else:
-        contract = cast(Sequence[Word], words)
-        texts = list(map(_text, contract))
-        starts = list(map(attrgetter("start"), contract))
-        ends = list(map(attrgetter("end"), contract))
+    text, start, end = _STORED_WORD if words and isinstance(words[0], Mapping) else _CONTRACT_WORD
+    texts = list(map(text, words))
+    starts = list(map(start, words))
+    ends = list(map(end, words))
     terms, aligned = aligned_terms_of_words(texts)
     return TermLayout(terms, starts, ends, duration_s, aligned)
