@@ -42,6 +42,7 @@ class FaultProxy:
     faults: list[Fault] = field(default_factory=list)
     seen: list[str] = field(default_factory=list)  # "METHOD path", every request
     fired: list[str] = field(default_factory=list)  # "kind path", every fault that fired
+    hung_up: threading.Event = field(default_factory=threading.Event)  # a hang_up has closed
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
 
@@ -128,6 +129,7 @@ class FaultProxy:
                     self.wfile.flush()
                     self.connection.shutdown(socket.SHUT_RDWR)
                     self.close_connection = True
+                    proxy.hung_up.set()
 
             def _answer(self, status: int, document: dict[str, Any]) -> None:
                 self._raw(status, json.dumps(document).encode(), "application/json")
