@@ -91,8 +91,9 @@ def test_a_connection_the_node_closed_while_idle_is_not_sent_on(
 
 
 def test_the_plain_node_refuses_what_it_does_not_send() -> None:
-    """TLS and compression stay with the default node: connect picks it for https nodes."""
-    for url in ("https://127.0.0.1:9200",):
+    """TLS and compression stay with the default node: connect picks it for https nodes, and
+    for every node of a list that names one (the client takes one node class)."""
+    for url in ("https://127.0.0.1:9200", "http://127.0.0.1:9200,https://127.0.0.1:9201"):
         es = connect(Settings(es_url=url))
         assert {type(node) for node in _nodes(es)} == {elastic_transport.Urllib3HttpNode}
         es.close()
