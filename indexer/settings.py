@@ -54,8 +54,10 @@ class Settings(BaseSettings):
         default=0,
         ge=0,
         description="Processes that build documents while the loader sends (load, reindex): "
-        "0 = one per CPU core, 1 = all in the loader's own process. Loads of one batch, calls "
-        "given already parsed, and EARSHOT_REDACTION=bleep always build in the loader's process.",
+        "0 = one per CPU core (less one when every Elasticsearch node is on this machine, as "
+        "it indexes on a core of its own), 1 = all in the loader's own process. Loads of one "
+        "batch, calls given already parsed, and EARSHOT_REDACTION=bleep always build in the "
+        "loader's process.",
     )
 
     # --- Transcript store and ingest ------------------------------------------------------------

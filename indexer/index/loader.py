@@ -394,16 +394,16 @@ def load_transcripts(
     tag: Tagger,
     allow_deleted: bool = False,
 ) -> LoadSummary:
-    """``load_calls`` of raw transcripts, read, validated and built by ``load_workers`` worker
-    processes (``indexer.index.building``) while the loader sends, in input order. It reads up
-    to a batch per worker and one more ahead of what it has sent. A load of one batch, a
-    tagger that cannot be sent to another process, ``load_workers=1`` and the ``bleep`` policy
-    build in this process instead; the outcome is the same."""
+    """``load_calls`` of raw transcripts, read, validated and built by worker processes
+    (``indexer.index.building``: ``worker_count`` says how many) while the loader sends, in
+    input order. It reads up to a batch per worker and one more ahead of what it has sent. A
+    load of one batch, a tagger that cannot be sent to another process, ``load_workers=1`` and
+    the ``bleep`` policy build in this process instead; the outcome is the same."""
     builder = Builder(settings, tag)
     workers = worker_count(settings)
     rest = batches(raws, settings.bulk_chunk_size)
     first = list(itertools.islice(rest, 2))
-    if workers <= 1 or len(first) < 2 or not can_build_in_workers(builder):
+    if workers == 0 or len(first) < 2 or not can_build_in_workers(builder):
         raws = itertools.chain(*first, itertools.chain.from_iterable(rest))
         return _load(
             es,

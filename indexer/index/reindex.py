@@ -570,13 +570,13 @@ def _build(
 def _rebuilt_batches(
     rebuilder: _Rebuilder, pending: Iterator[_Pending], settings: Settings
 ) -> Iterator[list[_Rebuilt]]:
-    """The calls rebuilt, batch by batch in order: by ``load_workers`` worker processes while
-    the batch before is sent, or here (one worker, one batch, or what cannot go to a worker:
+    """The calls rebuilt, batch by batch in order: by worker processes (``worker_count``) while
+    the batch before is sent, or here (``load_workers=1``, one batch, or what cannot go to a worker:
     see ``indexer.index.building.can_build_in_workers``)."""
     batches = _batches(pending, settings.bulk_chunk_size)
     first = list(itertools.islice(batches, 2))
     workers = worker_count(settings)
-    if workers > 1 and len(first) == 2 and can_build_in_workers(Builder(settings, rebuilder.tag)):
+    if workers and len(first) == 2 and can_build_in_workers(Builder(settings, rebuilder.tag)):
         with BuildPool(_Rebuilder.rebuild, rebuilder, workers) as pool:
             for _, rebuilt in pool.build(itertools.chain(first, batches)):
                 yield rebuilt

@@ -30,6 +30,7 @@ from indexer.index.building import (
     collected_after,
     raw_pool,
     settle_heap,
+    worker_count,
 )
 from indexer.index.documents import call_document
 from indexer.settings import PROJECT_ROOT, Settings
@@ -212,3 +213,20 @@ def test_the_collector_is_back_on_after_a_failed_build_and_stays_off_if_it_was()
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_worker_count_leaves_a_core_to_a_node_on_this_machine() -> None:
+    local = ("http://127.0.0.1:9200", "http://localhost:9200", "http://[::1]:9200",
+             "http://127.0.0.1:9200,http://127.0.0.2:9201")  # fmt: skip
+    remote = ("http://10.0.0.5:9200", "https://search.example:9200",
+              "http://127.0.0.1:9200,http://10.0.0.5:9200")  # fmt: skip
+    for url in local:
+        settings = Settings(es_url=url, load_workers=0)
+        assert [worker_count(settings, cores) for cores in (1, 2, 8)] == [1, 1, 7], url
+    for url in remote:
+        settings = Settings(es_url=url, load_workers=0)
+        assert [worker_count(settings, cores) for cores in (1, 2, 8)] == [1, 2, 8], url
+    # Set by hand, the count is kept whatever the machine; 1 means the loader's own process.
+    for url in local + remote:
+        assert worker_count(Settings(es_url=url, load_workers=3), 8) == 3
+        assert worker_count(Settings(es_url=url, load_workers=1), 8) == 0
