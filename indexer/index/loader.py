@@ -207,12 +207,13 @@ class BulkSender:
         parts: deque[list[Built]] = deque([ready] if ready else [])
         while parts:
             waiting = parts.popleft()
-            # The NDJSON body is built here from the documents' JSON: no serialiser runs.
-            body = b"".join(
-                b'{"index":' + orjson.dumps({"_index": index, "_id": item.call_id}) + b"}\n"
-                + item.document + b"\n"
-                for item in waiting
-            )  # fmt: skip
+            # The NDJSON body is built here from the documents' JSON, copied once (a bulk of
+            # 200 calls is ~20 MB), and sent as it is (``indexer.elastic.BulkBodiesAsBuilt``).
+            lines: list[bytes] = []
+            for item in waiting:
+                action = orjson.dumps({"index": {"_index": index, "_id": item.call_id}})
+                lines += (action, b"\n", item.document, b"\n")
+            body = b"".join(lines)
             what = f"sending {len(waiting)} calls ({waiting[0].call_id} ...)"
             try:
                 # The client sends bytes as they are (its type hints only name the list form).

@@ -1,13 +1,15 @@
 """The Elasticsearch client's answers are parsed with orjson, to the same values the standard
-library gives, for every answer the standard library could read."""
+library gives, for every answer the standard library could read; an NDJSON body built as bytes
+is sent as it is, and any other body as the client writes it."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from elasticsearch.serializer import NdjsonSerializer
 
-from indexer.elastic import OrjsonAnswers, connect
+from indexer.elastic import BulkBodiesAsBuilt, OrjsonAnswers, connect
 from indexer.settings import Settings
 
 ANSWERS = [
@@ -34,3 +36,14 @@ def test_the_client_parses_both_json_mimetypes_with_it() -> None:
     serializers = connect(Settings()).transport.serializers.serializers
     for mimetype in ("application/json", "application/vnd.elasticsearch+json"):
         assert isinstance(serializers[mimetype], OrjsonAnswers)
+
+
+def test_the_client_sends_ndjson_built_as_bytes_as_it_is() -> None:
+    serializers = connect(Settings()).transport.serializers.serializers
+    body = b'{"index":{"_id":"a"}}\n{"x":1}\n' * 1000
+    for mimetype in ("application/x-ndjson", "application/vnd.elasticsearch+x-ndjson"):
+        assert isinstance(serializers[mimetype], BulkBodiesAsBuilt)
+        assert serializers[mimetype].dumps(body) is body  # not a copy of it
+    # Everything else is written as the client's own serializer writes it.
+    for other in (body[:-1], body.decode(), [{"index": {"_id": "a"}}, {"x": 1}], ["{}", b"{}"]):
+        assert BulkBodiesAsBuilt().dumps(other) == NdjsonSerializer().dumps(other)
